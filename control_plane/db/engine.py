@@ -1,0 +1,124 @@
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout. Write transactions begin with ``BEGIN IMMEDIATE`` so that two writers
+queue on the database lock up front instead of failing when a read lock is upgraded; reads begin ``DEFERRED`` and
+never block writers. PostgreSQL uses psycopg 3 with a small pool, or none (``ORCH_DATABASE_POOL=null``) on Lambda.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    """An engine plus the two kinds of session the API uses."""
+
+    def __init__(self, url: str, *, pool: str = "queue", pool_size: int = 10) -> None:
+        self.url = sa.make_url(url)
+        self.dialect = self.url.get_backend_name()
+        self.engine = _create_engine(self.url, pool=pool, pool_size=pool_size)
+        writer = self.engine.execution_options(orch_begin="IMMEDIATE")
+        self._write_sessions = sessionmaker(bind=writer, expire_on_commit=False)
+        self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def write_session(self) -> Session:
+        return self._write_sessions()
+
+    def read_session(self) -> Session:
+        return self._read_sessions()
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        session = self.write_session() if write else self.read_session()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _create_engine(url: sa.URL, *, pool: str, pool_size: int) -> Engine:
+    kwargs: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if pool == "null":
+            kwargs["poolclass"] = NullPool
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2)
+        engine = sa.create_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    if pool == "null":
+        kwargs["poolclass"] = NullPool
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+    return sa.create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so that BEGIN is ours (DEFERRED or IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("orch_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+_lock = threading.Lock()
+_databases: dict[tuple[str, str, int], Database] = {}
+
+
+def get_database(url: str | None = None) -> Database:
+    """The process-wide ``Database`` for a URL (default: from the settings)."""
+    from orch.control_plane.settings import get_settings
+
+    settings = get_settings()
+    key = (url or settings.resolved_database_url, settings.database_pool, settings.database_pool_size)
+    with _lock:
+        db = _databases.get(key)
+        if db is None:
+            db = _databases[key] = Database(key[0], pool=key[1], pool_size=key[2])
+        return db
+
+
+def reset_databases() -> None:
+    """Dispose every cached engine (tests, and `orch db reset`)."""
+    with _lock:
+        for db in _databases.values():
+            db.dispose()
+        _databases.clear()

@@ -1,0 +1,96 @@
+"""Settings of the control plane: the one place it reads its configuration from (prefix ``ORCH_``)."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path("~/.orch").expanduser()
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses that only this machine can reach."""
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerSettings(BaseSettings):
+    """Everything ``orch server start`` and the Lambda handlers read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", env_ignore_empty=True)
+
+    home: Path = Field(default_factory=_default_home, description="Folder for the SQLite database, storage, profiles.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. Unset: SQLite at $ORCH_HOME/orch.db.",
+    )
+    database_pool: Literal["queue", "null"] = Field(
+        default="queue", description="'null' opens a connection per session (Lambda, RDS Proxy)."
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200, description="Pool size for PostgreSQL.")
+    server_host: str = Field(default="127.0.0.1", description="Address `orch server start` binds to.")
+    server_port: int = Field(default=4200, ge=1, le=65535, description="Port `orch server start` listens on.")
+    late_runs_threshold: float = Field(
+        default=15.0, ge=0, description="Seconds a run may stay Scheduled past its start before it is marked Late."
+    )
+    services_interval: float = Field(default=5.0, gt=0, description="Seconds between ticks of the services loop.")
+    services_enabled: bool = Field(default=True, description="Run the background services loop in the server.")
+    heartbeat_timeout: float = Field(
+        default=90.0, gt=0, description="Seconds without a heartbeat after which a Running run is Crashed."
+    )
+    run_queue: Literal["database", "sqs"] = Field(default="database", description="Where due runs are queued.")
+    schedule_backend: Literal["local", "eventbridge"] = Field(default="local", description="Who triggers schedules.")
+    storage_url: str | None = Field(
+        default=None, description="Storage for code bundles and results: a folder or s3://bucket/prefix."
+    )
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto", description="API-key authentication: auto = on when bound beyond loopback or any key exists."
+    )
+    on_lambda: bool = Field(
+        default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,  # noqa: TID251 - set by the Lambda runtime
+        description="True when running inside AWS Lambda (detected from the runtime's environment).",
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; closed by default.")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.home / "orch.db"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.sqlite_path}"
+
+    @model_validator(mode="after")
+    def _refuse_open_server_without_auth(self) -> ServerSettings:
+        public = not is_loopback(self.server_host)
+        if self.auth == "off" and (public or self.on_lambda):
+            where = "on AWS Lambda" if self.on_lambda else f"on the non-loopback address {self.server_host}"
+            raise ValueError(
+                f"ORCH_AUTH=off is refused {where}: anyone who can reach the server could run code. "
+                "Bind to 127.0.0.1 or keep authentication on."
+            )
+        return self
+
+
+@functools.cache
+def get_settings() -> ServerSettings:
+    return ServerSettings()
+
+
+def clear_settings_cache() -> None:
+    """Forget the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()
