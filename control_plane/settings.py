@@ -31,7 +31,9 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", env_ignore_empty=True)
 
-    home: Path = Field(default_factory=_default_home, description="Folder for the SQLite database, storage, profiles.")
+    home: Path = Field(
+        default_factory=_default_home, description="Folder for the SQLite database, storage, profiles."
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. Unset: SQLite at $ORCH_HOME/orch.db.",
@@ -43,26 +45,39 @@ class ServerSettings(BaseSettings):
     server_host: str = Field(default="127.0.0.1", description="Address `orch server start` binds to.")
     server_port: int = Field(default=4200, ge=1, le=65535, description="Port `orch server start` listens on.")
     late_runs_threshold: float = Field(
-        default=15.0, ge=0, description="Seconds a run may stay Scheduled past its start before it is marked Late."
+        default=15.0,
+        ge=0,
+        description="Seconds a run may stay Scheduled past its start before it is marked Late.",
     )
-    services_interval: float = Field(default=5.0, gt=0, description="Seconds between ticks of the services loop.")
-    services_enabled: bool = Field(default=True, description="Run the background services loop in the server.")
+    services_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between ticks of the services loop."
+    )
+    services_enabled: bool = Field(
+        default=True, description="Run the background services loop in the server."
+    )
     heartbeat_timeout: float = Field(
         default=90.0, gt=0, description="Seconds without a heartbeat after which a Running run is Crashed."
     )
-    run_queue: Literal["database", "sqs"] = Field(default="database", description="Where due runs are queued.")
-    schedule_backend: Literal["local", "eventbridge"] = Field(default="local", description="Who triggers schedules.")
+    run_queue: Literal["database", "sqs"] = Field(
+        default="database", description="Where due runs are queued."
+    )
+    schedule_backend: Literal["local", "eventbridge"] = Field(
+        default="local", description="Who triggers schedules."
+    )
     storage_url: str | None = Field(
         default=None, description="Storage for code bundles and results: a folder or s3://bucket/prefix."
     )
     auth: Literal["auto", "on", "off"] = Field(
-        default="auto", description="API-key authentication: auto = on when bound beyond loopback or any key exists."
+        default="auto",
+        description="API-key authentication: auto = on when bound beyond loopback or any key exists.",
     )
     on_lambda: bool = Field(
-        default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,  # noqa: TID251 - set by the Lambda runtime
+        default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,
         description="True when running inside AWS Lambda (detected from the runtime's environment).",
     )
-    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; closed by default.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; closed by default."
+    )
 
     @property
     def sqlite_path(self) -> Path:

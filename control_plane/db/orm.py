@@ -30,7 +30,12 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dt.datetime: Timestamp(), dict[str, Any]: JSONType, list[str]: JSONType, Any: JSONType}
+    type_annotation_map = {
+        dt.datetime: Timestamp(),
+        dict[str, Any]: JSONType,
+        list[str]: JSONType,
+        Any: JSONType,
+    }
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     created: Mapped[dt.datetime] = mapped_column(default=now_utc)
@@ -81,7 +86,9 @@ class FlowRun(_RunMixin, Base):
         sa.Index("ix_flow_runs__expected_start_time_id", "expected_start_time", "id"),
         sa.Index("ix_flow_runs__flow_id_expected_start_time", "flow_id", "expected_start_time"),
         sa.Index("ix_flow_runs__state_type_expected_start_time", "state_type", "expected_start_time"),
-        sa.Index("ix_flow_runs__work_queue_state_time", "work_queue_name", "state_type", "expected_start_time"),
+        sa.Index(
+            "ix_flow_runs__work_queue_state_time", "work_queue_name", "state_type", "expected_start_time"
+        ),
         sa.Index("ix_flow_runs__created_id", "created", "id"),
         sa.Index("ix_flow_runs__updated_id", "updated", "id"),
         sa.Index("ix_flow_runs__name_id", "name", "id"),
@@ -111,7 +118,9 @@ class TaskRun(_RunMixin, Base):
     cache_expiration: Mapped[dt.datetime | None]
     task_inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    __table_args__ = (sa.Index("ix_task_runs__flow_run_id_expected_start_time", "flow_run_id", "expected_start_time"),)
+    __table_args__ = (
+        sa.Index("ix_task_runs__flow_run_id_expected_start_time", "flow_run_id", "expected_start_time"),
+    )
 
 
 class TaskRunState(Base):

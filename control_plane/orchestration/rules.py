@@ -57,7 +57,9 @@ class PreventLeavingTerminalStates(Rule):
 
     def apply(self, ctx: OrchestrationContext) -> None:
         assert ctx.initial is not None
-        ctx.reject(f"The run is already in the final state {ctx.initial.name!r}; it cannot become {ctx.proposed.name!r}.")
+        ctx.reject(
+            f"The run is already in the final state {ctx.initial.name!r}; it cannot become {ctx.proposed.name!r}."
+        )
 
 
 class EnforceSingleClaim(Rule):
@@ -182,7 +184,9 @@ class CancelRunsWithoutInfrastructure(Rule):
 
     def apply(self, ctx: OrchestrationContext) -> None:
         cancelled = make_state(S.CANCELLED, timestamp=ctx.now, message=ctx.proposed.message)
-        ctx.redirect(cancelled, "The run had not started; it is cancelled at once.", status=SetStateStatus.ACCEPT)
+        ctx.redirect(
+            cancelled, "The run had not started; it is cancelled at once.", status=SetStateStatus.ACCEPT
+        )
 
 
 class CancellingOnlyWhileActive(Rule):

@@ -1,0 +1,106 @@
+"""The FastAPI application: the same app serves ``orch server start``, the embedded SDK and AWS Lambda.
+
+``create_app()`` builds it; nothing happens at import time. The server runs migrations *before* building the app
+(``orch.control_plane.server``); the embedded client does the same on first use; on Lambda the first cold start
+does. The background services loop runs only when asked (the server; Lambda runs services from EventBridge).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from orch.control_plane.db.engine import Database, get_database
+from orch.control_plane.settings import ServerSettings, get_settings
+
+API_PREFIX = "/api"
+
+# Extra routers and app hooks registered by optional parts (UI, auth, deployments...): each is a callable that
+# receives the app once it is built. Kept as a list so the app module does not import every feature eagerly.
+APP_EXTENSIONS: list[str] = [
+    "orch.control_plane.api.routes.health:router",
+    "orch.control_plane.api.routes.flows:router",
+    "orch.control_plane.api.routes.flow_runs:router",
+    "orch.control_plane.api.routes.task_runs:router",
+    "orch.control_plane.api.routes.logs:router",
+]
+OPTIONAL_EXTENSIONS: list[str] = [
+    "orch.control_plane.api.routes.deployments:router",
+    "orch.control_plane.api.routes.work_queues:router",
+    "orch.control_plane.api.routes.agents:router",
+    "orch.control_plane.api.routes.auth:router",
+    "orch.control_plane.auth:install",
+    "orch.control_plane.ui:install",
+]
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    database: Database | None = None,
+    run_services: bool = False,
+) -> FastAPI:
+    settings = settings or get_settings()
+    db = database or get_database(settings.resolved_database_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop: Callable[[], Any] | None = None
+        if run_services:
+            from orch.control_plane.services.loop import start_services
+
+            stop = await start_services(app.state.database, settings)
+        try:
+            yield
+        finally:
+            if stop is not None:
+                await stop()
+
+    from orch import __version__
+    from orch.control_plane.api import errors
+
+    app = FastAPI(
+        title="orch",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.database = db
+    app.state.settings = settings
+    errors.install(app)
+    for target in APP_EXTENSIONS:
+        _mount(app, target, required=True)
+    for target in OPTIONAL_EXTENSIONS:
+        _mount(app, target, required=False)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app
+
+
+def _mount(app: FastAPI, target: str, *, required: bool) -> None:
+    import importlib
+
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if required or exc.name != module_name:
+            raise
+        return
+    obj = getattr(module, attr)
+    if callable(obj) and not hasattr(obj, "routes"):
+        obj(app)
+    else:
+        app.include_router(obj, prefix=API_PREFIX)

@@ -1,0 +1,83 @@
+"""``/api/task_runs``: batch recording (the SDK's path), single create, read, filter, ``set_state``, history."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Response
+
+from orch.control_plane.api.deps import get_db
+from orch.control_plane.api.routes.flow_runs import NEXT_CURSOR_HEADER
+from orch.control_plane.api.security import Scope, requires
+from orch.control_plane.db.engine import Database
+from orch.control_plane.models import task_runs as model
+from orch.control_plane.schemas.filters import TaskRunFilter
+from orch.control_plane.schemas.states import OrchestrationResult, SetStateRequest, SetStateStatus, State
+from orch.control_plane.schemas.task_runs import TaskRun, TaskRunBatch, TaskRunBatchResult, TaskRunCreate
+from orch.exceptions import ObjectNotFound
+
+router = APIRouter(prefix="/task_runs", tags=["task runs"])
+
+
+def _missing(id: uuid.UUID) -> ObjectNotFound:
+    return ObjectNotFound(f"Task run {id} not found.")
+
+
+@router.post("/batch", dependencies=[requires(Scope.AGENT)])
+def record_task_runs(batch: TaskRunBatch, db: Database = Depends(get_db)) -> TaskRunBatchResult:
+    """Upsert task runs and append their states (checked against the task-run policy, in order)."""
+    with db.session() as session:
+        return model.record_batch(session, batch.task_runs)
+
+
+@router.post("/", status_code=201, dependencies=[requires(Scope.AGENT)])
+def create_task_run(data: TaskRunCreate, db: Database = Depends(get_db)) -> TaskRun:
+    with db.session() as session:
+        return model.to_schema(model.create(session, data))
+
+
+@router.get("/{id}", dependencies=[requires(Scope.READ)])
+def read_task_run(id: uuid.UUID, db: Database = Depends(get_db)) -> TaskRun:
+    with db.session(write=False) as session:
+        row = model.read(session, id)
+        if row is None:
+            raise _missing(id)
+        return model.to_schema(row)
+
+
+@router.delete("/{id}", status_code=204, dependencies=[requires(Scope.DEPLOY)])
+def delete_task_run(id: uuid.UUID, db: Database = Depends(get_db)) -> None:
+    with db.session() as session:
+        if not model.delete(session, id):
+            raise _missing(id)
+
+
+@router.post("/filter", dependencies=[requires(Scope.READ)])
+def filter_task_runs(
+    response: Response, flt: TaskRunFilter | None = None, db: Database = Depends(get_db)
+) -> list[TaskRun]:
+    with db.session(write=False) as session:
+        rows, cursor = model.filter_(session, flt or TaskRunFilter())
+        if cursor:
+            response.headers[NEXT_CURSOR_HEADER] = cursor
+        return [model.to_schema(r) for r in rows]
+
+
+@router.post("/{id}/set_state", dependencies=[requires(Scope.AGENT)])
+def set_task_run_state(
+    id: uuid.UUID, body: SetStateRequest, response: Response, db: Database = Depends(get_db)
+) -> OrchestrationResult:
+    with db.session() as session:
+        result = model.set_state(session, id, body.state, force=body.force)
+        if result is None:
+            raise _missing(id)
+    response.status_code = 201 if result.status is SetStateStatus.ACCEPT else 200
+    return result
+
+
+@router.get("/{id}/states", dependencies=[requires(Scope.READ)])
+def read_task_run_states(id: uuid.UUID, db: Database = Depends(get_db)) -> list[State]:
+    with db.session(write=False) as session:
+        if model.read(session, id) is None:
+            raise _missing(id)
+        return model.read_states(session, id)

@@ -1,0 +1,134 @@
+"""Helpers shared by the model modules: state conversion, keyset cursors, JSON-array tag filters."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from orch.control_plane.db import orm
+from orch.control_plane.schemas.states import State, StateDetails, StateType
+from orch.exceptions import InvalidInput
+
+
+def state_of(row: orm.FlowRun | orm.TaskRun) -> State | None:
+    """The current state stored on a run row."""
+    if row.state_type is None:
+        return None
+    return State(
+        type=StateType(row.state_type),
+        name=row.state_name or row.state_type.title(),
+        timestamp=row.state_timestamp or row.updated,
+        message=row.state_message,
+        state_details=StateDetails.model_validate(row.state_details or {}),
+        data=row.state_data,
+    )
+
+
+def state_from_columns(row: Any) -> State | None:
+    """The current state from a mapping of a run's columns (a Core result row)."""
+    if row["state_type"] is None:
+        return None
+    return State(
+        type=StateType(row["state_type"]),
+        name=row["state_name"] or row["state_type"].title(),
+        timestamp=row["state_timestamp"] or row["updated"],
+        message=row["state_message"],
+        state_details=StateDetails.model_validate(row["state_details"] or {}),
+        data=row["state_data"],
+    )
+
+
+def state_columns(state: State) -> dict[str, Any]:
+    return {
+        "state_type": state.type.value,
+        "state_name": state.name,
+        "state_timestamp": state.timestamp,
+        "state_message": state.message,
+        "state_details": state.state_details.model_dump(mode="json", exclude_none=True),
+        "state_data": state.data,
+    }
+
+
+def history_row(state: State) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "type": state.type.value,
+        "name": state.name,
+        "timestamp": state.timestamp,
+        "message": state.message,
+        "state_details": state.state_details.model_dump(mode="json", exclude_none=True),
+        "data": state.data,
+        "created": state.timestamp,
+        "updated": state.timestamp,
+    }
+
+
+# -- keyset pagination ---------------------------------------------------------------------------------------------
+
+
+def encode_cursor(values: list[Any]) -> str:
+    def enc(v: Any) -> Any:
+        if isinstance(v, dt.datetime):
+            return {"t": v.isoformat()}
+        if isinstance(v, uuid.UUID):
+            return {"u": str(v)}
+        return v
+
+    raw = json.dumps([enc(v) for v in values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    def dec(v: Any) -> Any:
+        if isinstance(v, dict) and "t" in v:
+            return dt.datetime.fromisoformat(v["t"])
+        if isinstance(v, dict) and "u" in v:
+            return uuid.UUID(v["u"])
+        return v
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = [dec(v) for v in json.loads(raw)]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput("Invalid cursor: pass back the next_cursor of a previous page unchanged.") from exc
+    if len(values) != size:
+        raise InvalidInput("Invalid cursor: it belongs to another sort order.")
+    return values
+
+
+def keyset_condition(
+    columns: list[sa.ColumnElement[Any]], values: list[Any], descending: bool
+) -> sa.ColumnElement[bool]:
+    """Rows strictly after ``values`` in the order (col1, col2, ...) ascending or descending (lexicographic)."""
+    clauses: list[sa.ColumnElement[bool]] = []
+    for i, column in enumerate(columns):
+        eqs = [columns[j] == values[j] for j in range(i)]
+        cmp = column < values[i] if descending else column > values[i]
+        clauses.append(sa.and_(*eqs, cmp))
+    return sa.or_(*clauses)
+
+
+# -- tags ----------------------------------------------------------------------------------------------------------
+
+
+def tags_contain_all(session: Session, column: Any, tags: list[str]) -> sa.ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        return column.contains(tags)  # type: ignore[no-any-return]
+    conds = []
+    for tag in tags:
+        each = sa.func.json_each(column).table_valued("value")
+        conds.append(sa.exists(sa.select(1).select_from(each).where(each.c.value == tag)))
+    return sa.and_(*conds)
+
+
+def tags_contain_any(session: Session, column: Any, tags: list[str]) -> sa.ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.or_(*[column.contains([t]) for t in tags])
+    each = sa.func.json_each(column).table_valued("value")
+    return sa.exists(sa.select(1).select_from(each).where(each.c.value.in_(tags)))
