@@ -31,9 +31,7 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", env_ignore_empty=True)
 
-    home: Path = Field(
-        default_factory=_default_home, description="Folder for the SQLite database, storage, profiles."
-    )
+    home: Path = Field(default_factory=_default_home, description="Folder for the SQLite database, storage, profiles.")
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. Unset: SQLite at $ORCH_HOME/orch.db.",
@@ -49,21 +47,13 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Seconds a run may stay Scheduled past its start before it is marked Late.",
     )
-    services_interval: float = Field(
-        default=5.0, gt=0, description="Seconds between ticks of the services loop."
-    )
-    services_enabled: bool = Field(
-        default=True, description="Run the background services loop in the server."
-    )
+    services_interval: float = Field(default=5.0, gt=0, description="Seconds between ticks of the services loop.")
+    services_enabled: bool = Field(default=True, description="Run the background services loop in the server.")
     heartbeat_timeout: float = Field(
         default=90.0, gt=0, description="Seconds without a heartbeat after which a Running run is Crashed."
     )
-    run_queue: Literal["database", "sqs"] = Field(
-        default="database", description="Where due runs are queued."
-    )
-    schedule_backend: Literal["local", "eventbridge"] = Field(
-        default="local", description="Who triggers schedules."
-    )
+    run_queue: Literal["database", "sqs"] = Field(default="database", description="Where due runs are queued.")
+    schedule_backend: Literal["local", "eventbridge"] = Field(default="local", description="Who triggers schedules.")
     storage_url: str | None = Field(
         default=None, description="Storage for code bundles and results: a folder or s3://bucket/prefix."
     )
@@ -75,9 +65,7 @@ class ServerSettings(BaseSettings):
         default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,
         description="True when running inside AWS Lambda (detected from the runtime's environment).",
     )
-    cors_origins: list[str] = Field(
-        default_factory=list, description="Origins allowed by CORS; closed by default."
-    )
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; closed by default.")
 
     @property
     def sqlite_path(self) -> Path:

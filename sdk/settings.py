@@ -45,18 +45,12 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path("~/.orch").expanduser(), description="orch's own folder.")
     profile: str | None = Field(default=None, description="Profile to use instead of the file's active one.")
     api_url: str | None = Field(default=None, description="Control plane URL; unset = embedded SQLite mode.")
-    api_key: SecretStr | None = Field(
-        default=None, description="API key sent as 'Authorization: Bearer ...'."
-    )
+    api_key: SecretStr | None = Field(default=None, description="API key sent as 'Authorization: Bearer ...'.")
     api_timeout: float = Field(default=30.0, gt=0, description="Seconds before an API request times out.")
     logging_level: str = Field(default="INFO", description="Level of run loggers and the console echo.")
     log_to_console: bool = Field(default=True, description="Echo run logs to the console.")
-    results_dir: Path | None = Field(
-        default=None, description="Local result storage; default $ORCH_HOME/storage."
-    )
-    default_result_storage: str | None = Field(
-        default=None, description="Default result storage (folder or s3://)."
-    )
+    results_dir: Path | None = Field(default=None, description="Local result storage; default $ORCH_HOME/storage.")
+    default_result_storage: str | None = Field(default=None, description="Default result storage (folder or s3://).")
     record_batch_interval: float = Field(
         default=0.5,
         gt=0,
@@ -104,9 +98,7 @@ class Settings(BaseSettings):
 class _ProfileSource(PydanticBaseSettingsSource):
     """Reads the active profile's ``ORCH_*`` values from ``$ORCH_HOME/profiles.toml``."""
 
-    def get_field_value(
-        self, field: Any, field_name: str
-    ) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -137,9 +129,7 @@ class ProfileFile:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigurationError(f"Cannot read {path}: {exc}") from None
-        profiles = {
-            str(k): {str(a): str(b) for a, b in v.items()} for k, v in data.get("profiles", {}).items()
-        }
+        profiles = {str(k): {str(a): str(b) for a, b in v.items()} for k, v in data.get("profiles", {}).items()}
         profiles.setdefault(DEFAULT_PROFILE, {})
         return cls(path, str(data.get("active", DEFAULT_PROFILE)), profiles)
 

@@ -42,9 +42,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AuthenticationError)
     async def _unauthenticated(_: Request, exc: AuthenticationError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="orch"'}
-        )
+        return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="orch"'})
 
     @app.exception_handler(OrchError)
     async def _orch_error(_: Request, exc: OrchError) -> JSONResponse:
@@ -54,9 +52,7 @@ def install(app: FastAPI) -> None:
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         logger.info("integrity error: %s", exc.orig)
         if "foreign key" in str(exc.orig).lower():
-            return JSONResponse(
-                {"detail": "The request refers to an object that does not exist."}, status_code=422
-            )
+            return JSONResponse({"detail": "The request refers to an object that does not exist."}, status_code=422)
         return JSONResponse({"detail": "The request conflicts with stored data."}, status_code=409)
 
     @app.exception_handler(DataError)

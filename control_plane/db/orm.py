@@ -86,9 +86,7 @@ class FlowRun(_RunMixin, Base):
         sa.Index("ix_flow_runs__expected_start_time_id", "expected_start_time", "id"),
         sa.Index("ix_flow_runs__flow_id_expected_start_time", "flow_id", "expected_start_time"),
         sa.Index("ix_flow_runs__state_type_expected_start_time", "state_type", "expected_start_time"),
-        sa.Index(
-            "ix_flow_runs__work_queue_state_time", "work_queue_name", "state_type", "expected_start_time"
-        ),
+        sa.Index("ix_flow_runs__work_queue_state_time", "work_queue_name", "state_type", "expected_start_time"),
         sa.Index("ix_flow_runs__created_id", "created", "id"),
         sa.Index("ix_flow_runs__updated_id", "updated", "id"),
         sa.Index("ix_flow_runs__name_id", "name", "id"),
@@ -118,9 +116,7 @@ class TaskRun(_RunMixin, Base):
     cache_expiration: Mapped[dt.datetime | None]
     task_inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    __table_args__ = (
-        sa.Index("ix_task_runs__flow_run_id_expected_start_time", "flow_run_id", "expected_start_time"),
-    )
+    __table_args__ = (sa.Index("ix_task_runs__flow_run_id_expected_start_time", "flow_run_id", "expected_start_time"),)
 
 
 class TaskRunState(Base):
@@ -163,9 +159,7 @@ class Deployment(Base):
 
 class DeploymentSchedule(Base):
     __tablename__ = "deployment_schedules"
-    deployment_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("deployments.id", ondelete="CASCADE"), index=True
-    )
+    deployment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
     # {"cron": "...", "timezone": "..."} | {"interval": seconds, "anchor_date": ..., "timezone": ...} | {"rrule": ...}
     schedule: Mapped[dict[str, Any]] = mapped_column(default=dict)
     active: Mapped[bool] = mapped_column(default=True)

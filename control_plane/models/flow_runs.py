@@ -188,9 +188,7 @@ _WRITE_COLUMNS = (
     "updated",
 )
 # Built once: the hot path of every transition is two statements with cached compiled forms.
-_SELECT_VIEW = sa.select(*[_RUNS.c[name] for name in _VIEW_COLUMNS]).where(
-    _RUNS.c.id == sa.bindparam("run_id")
-)
+_SELECT_VIEW = sa.select(*[_RUNS.c[name] for name in _VIEW_COLUMNS]).where(_RUNS.c.id == sa.bindparam("run_id"))
 _UPDATE_STATE = (
     _RUNS.update()
     .where(_RUNS.c.id == sa.bindparam("run_id"), _RUNS.c.state_version == sa.bindparam("seen_version"))
@@ -263,9 +261,7 @@ def _view(row: Any) -> RunView:
     )
 
 
-def _write(
-    session: Session, run_id: uuid.UUID, view: RunView, *, seen_version: int, now: dt.datetime
-) -> bool:
+def _write(session: Session, run_id: uuid.UUID, view: RunView, *, seen_version: int, now: dt.datetime) -> bool:
     assert view.state is not None
     params: dict[str, Any] = {
         **state_columns(view.state),

@@ -66,9 +66,7 @@ def apply_filter(
 
 
 def filter_(session: Session, flt: FlowFilter | None, limit: int, offset: int) -> list[orm.Flow]:
-    query = (
-        apply_filter(session, sa.select(orm.Flow), flt).order_by(orm.Flow.name).limit(limit).offset(offset)
-    )
+    query = apply_filter(session, sa.select(orm.Flow), flt).order_by(orm.Flow.name).limit(limit).offset(offset)
     return list(session.scalars(query))
 
 

@@ -96,9 +96,7 @@ def record_batch(session: Session, records: list[schemas.TaskRunRecord]) -> sche
     now = now_utc()
     ids = [r.id for r in records]
     existing = (
-        {row.id: row for row in session.scalars(sa.select(orm.TaskRun).where(orm.TaskRun.id.in_(ids)))}
-        if ids
-        else {}
+        {row.id: row for row in session.scalars(sa.select(orm.TaskRun).where(orm.TaskRun.id.in_(ids)))} if ids else {}
     )
     views: dict[uuid.UUID, RunView] = {}
     new_records: dict[uuid.UUID, schemas.TaskRunRecord] = {}
@@ -192,9 +190,7 @@ def _new_row(record: schemas.TaskRunRecord, view: RunView, now: Any) -> dict[str
 def _flush_existing(session: Session, changed: dict[uuid.UUID, tuple[RunView, int]], now: Any) -> None:
     for task_run_id, (view, _seen) in changed.items():
         session.execute(
-            sa.update(orm.TaskRun)
-            .where(orm.TaskRun.id == task_run_id)
-            .values(**_run_values(view), updated=now),
+            sa.update(orm.TaskRun).where(orm.TaskRun.id == task_run_id).values(**_run_values(view), updated=now),
             execution_options={"synchronize_session": False},
         )
 

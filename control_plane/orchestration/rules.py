@@ -184,9 +184,7 @@ class CancelRunsWithoutInfrastructure(Rule):
 
     def apply(self, ctx: OrchestrationContext) -> None:
         cancelled = make_state(S.CANCELLED, timestamp=ctx.now, message=ctx.proposed.message)
-        ctx.redirect(
-            cancelled, "The run had not started; it is cancelled at once.", status=SetStateStatus.ACCEPT
-        )
+        ctx.redirect(cancelled, "The run had not started; it is cancelled at once.", status=SetStateStatus.ACCEPT)
 
 
 class CancellingOnlyWhileActive(Rule):

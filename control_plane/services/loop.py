@@ -6,6 +6,7 @@ A failing tick is logged and retried on the next interval; it never stops the lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -57,10 +58,8 @@ async def start_services(db: Database, settings: ServerSettings) -> Callable[[],
     async def loop() -> None:
         while not stopping.is_set():
             await asyncio.to_thread(run_once, db, settings)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=settings.services_interval)
-            except TimeoutError:
-                pass
 
     task = asyncio.create_task(loop(), name="orch-services")
 

@@ -39,7 +39,6 @@ from orch.control_plane.schemas.flows import Flow
 from orch.control_plane.schemas.logs import Log, LogPage
 from orch.control_plane.schemas.states import OrchestrationResult, State, StateCreate
 from orch.control_plane.schemas.task_runs import TaskRun
-from orch.exceptions import ServerUnavailable
 from orch.settings import Settings, get_settings
 
 __all__ = ["AsyncOrchClient", "OrchClient", "get_async_client", "get_client", "reset_clients"]
@@ -69,9 +68,7 @@ def _version() -> str:
 class OrchClient:
     """A synchronous client; thread-safe, cheap to share (``get_client()`` returns a process-wide one)."""
 
-    def __init__(
-        self, settings: Settings | None = None, *, transport: httpx.BaseTransport | None = None
-    ) -> None:
+    def __init__(self, settings: Settings | None = None, *, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings or get_settings()
         self.embedded = self.settings.api_url is None
         if transport is None and self.embedded:
@@ -91,7 +88,7 @@ class OrchClient:
         self.close()
 
     def _send(self, call: Call[T]) -> T:
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+        for delay in (*RETRY_DELAYS, None):
             try:
                 response = self._http.request(call.method, call.path, json=call.json, params=call.params)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -106,9 +103,7 @@ class OrchClient:
                 continue
             raise_for_status(response)
             return call.parse(response.json() if response.content else None)
-        raise ServerUnavailable(
-            f"The orch API at {self.api_url} did not answer after {attempt + 1} attempts."
-        )
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """Call any endpoint (path relative to ``/api``) and return its JSON."""
@@ -187,9 +182,7 @@ class OrchClient:
 class AsyncOrchClient:
     """The asynchronous twin of ``OrchClient`` (same methods, awaitable)."""
 
-    def __init__(
-        self, settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings or get_settings()
         self.embedded = self.settings.api_url is None
         if transport is None and self.embedded:
@@ -209,11 +202,9 @@ class AsyncOrchClient:
         await self.aclose()
 
     async def _send(self, call: Call[T]) -> T:
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+        for delay in (*RETRY_DELAYS, None):
             try:
-                response = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params
-                )
+                response = await self._http.request(call.method, call.path, json=call.json, params=call.params)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if delay is None:
                     raise unreachable(self.api_url, exc) from None
@@ -226,13 +217,9 @@ class AsyncOrchClient:
                 continue
             raise_for_status(response)
             return call.parse(response.json() if response.content else None)
-        raise ServerUnavailable(
-            f"The orch API at {self.api_url} did not answer after {attempt + 1} attempts."
-        )
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def request(
-        self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None
-    ) -> Any:
+    async def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         return await self._send(_api.request(method, path, json, params))
 
     async def health(self) -> dict[str, Any]:
@@ -274,9 +261,7 @@ class AsyncOrchClient:
     async def delete_flow_run(self, run_id: Id) -> None:
         return await self._send(_api.delete_flow_run(run_id))
 
-    async def set_flow_run_state(
-        self, run_id: Id, state: StateCreate, force: bool = False
-    ) -> OrchestrationResult:
+    async def set_flow_run_state(self, run_id: Id, state: StateCreate, force: bool = False) -> OrchestrationResult:
         return await self._send(_api.set_flow_run_state(run_id, state, force))
 
     async def heartbeat_flow_run(self, run_id: Id) -> HeartbeatResponse:

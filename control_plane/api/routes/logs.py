@@ -25,9 +25,7 @@ def create_logs(
 
 
 @router.post("/filter", dependencies=[requires(Scope.READ)])
-def filter_logs(
-    response: Response, flt: LogFilter | None = None, db: Database = Depends(get_db)
-) -> list[Log]:
+def filter_logs(response: Response, flt: LogFilter | None = None, db: Database = Depends(get_db)) -> list[Log]:
     with db.session(write=False) as session:
         rows, cursor = model.filter_(session, flt or LogFilter())
         if cursor:

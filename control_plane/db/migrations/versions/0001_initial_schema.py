@@ -157,9 +157,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deployment_schedules")),
     )
     with op.batch_alter_table("deployment_schedules", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_deployment_schedules__deployment_id"), ["deployment_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_deployment_schedules__deployment_id"), ["deployment_id"], unique=False)
 
     op.create_table(
         "flow_runs",
@@ -224,24 +222,18 @@ def upgrade() -> None:
     with op.batch_alter_table("flow_runs", schema=None) as batch_op:
         batch_op.create_index("ix_flow_runs__created_id", ["created", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_flow_runs__deployment_id"), ["deployment_id"], unique=False)
-        batch_op.create_index(
-            "ix_flow_runs__expected_start_time_id", ["expected_start_time", "id"], unique=False
-        )
+        batch_op.create_index("ix_flow_runs__expected_start_time_id", ["expected_start_time", "id"], unique=False)
         batch_op.create_index(
             "ix_flow_runs__flow_id_expected_start_time", ["flow_id", "expected_start_time"], unique=False
         )
         batch_op.create_index("ix_flow_runs__name_id", ["name", "id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_flow_runs__parent_task_run_id"), ["parent_task_run_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_flow_runs__parent_task_run_id"), ["parent_task_run_id"], unique=False)
         batch_op.create_index(
             "ix_flow_runs__state_type_expected_start_time",
             ["state_type", "expected_start_time"],
             unique=False,
         )
-        batch_op.create_index(
-            "ix_flow_runs__state_type_heartbeat_time", ["state_type", "heartbeat_time"], unique=False
-        )
+        batch_op.create_index("ix_flow_runs__state_type_heartbeat_time", ["state_type", "heartbeat_time"], unique=False)
         batch_op.create_index("ix_flow_runs__updated_id", ["updated", "id"], unique=False)
         batch_op.create_index(
             "ix_flow_runs__work_queue_state_time",
@@ -278,9 +270,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_flow_run_states")),
     )
     with op.batch_alter_table("flow_run_states", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_flow_run_states__flow_run_id_timestamp", ["flow_run_id", "timestamp"], unique=False
-        )
+        batch_op.create_index("ix_flow_run_states__flow_run_id_timestamp", ["flow_run_id", "timestamp"], unique=False)
 
     op.create_table(
         "logs",
@@ -302,9 +292,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_logs")),
     )
     with op.batch_alter_table("logs", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_logs__flow_run_id_timestamp_id", ["flow_run_id", "timestamp", "id"], unique=False
-        )
+        batch_op.create_index("ix_logs__flow_run_id_timestamp_id", ["flow_run_id", "timestamp", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_logs__task_run_id"), ["task_run_id"], unique=False)
 
     op.create_table(
@@ -392,9 +380,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_task_run_states")),
     )
     with op.batch_alter_table("task_run_states", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_task_run_states__task_run_id_timestamp", ["task_run_id", "timestamp"], unique=False
-        )
+        batch_op.create_index("ix_task_run_states__task_run_id_timestamp", ["task_run_id", "timestamp"], unique=False)
 
 
 def downgrade() -> None:
