@@ -1,0 +1,53 @@
+"""``orch server start``: the control plane (API, UI, services) on one port."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Run the control plane.", no_args_is_help=True)
+
+
+@app.command("start")
+def start(
+    host: str = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1, or ORCH_SERVER_HOST)."),
+    port: int = typer.Option(None, "--port", help="Port to listen on (default 4200, or ORCH_SERVER_PORT).", min=1),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
+    services: bool = typer.Option(True, "--services/--no-services", help="Run the background services loop."),
+) -> None:
+    """Start the API and UI under uvicorn, migrating the database first."""
+    from orch.control_plane.server import serve
+
+    overrides: dict[str, object] = {"services_enabled": services}
+    if host is not None:
+        overrides["server_host"] = host
+    if port is not None:
+        overrides["server_port"] = port
+    settings = _server_settings(overrides)
+    where = settings.database_url.split("@")[-1] if settings.database_url else str(settings.sqlite_path)
+    typer.echo(f"orch server on http://{settings.server_host}:{settings.server_port} (database: {where})", err=True)
+    serve(settings, log_level=log_level)
+
+
+@app.command("services")
+def services_once() -> None:
+    """Run every background service once and print what each did (cron jobs, debugging)."""
+    from orch.cli._output import print_json
+    from orch.control_plane.db.engine import get_database
+    from orch.control_plane.server import prepare_database
+    from orch.control_plane.services.loop import run_once
+
+    settings = _server_settings({})
+    prepare_database(settings)
+    print_json(run_once(get_database(settings.resolved_database_url), settings))
+
+
+def _server_settings(overrides: dict[str, object]) -> ServerSettings:  # noqa: F821 - imported lazily
+    from pydantic import ValidationError
+
+    from orch.control_plane.settings import ServerSettings
+    from orch.exceptions import ConfigurationError
+
+    try:
+        return ServerSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
