@@ -120,7 +120,7 @@ def schedule_name(deployment_id: uuid.UUID | str, schedule_id: uuid.UUID | str, 
 
 @dataclass(frozen=True)
 class _Plan:
-    """A schedule as AWS cron fields: value sets (``None`` = every value) or ready-made special values (``L``, ``MON#1``)."""
+    """A schedule as AWS cron fields: value sets (``None`` = every value) or special values (``L``, ``MON#1``)."""
 
     minutes: tuple[int, ...] | None
     hours: tuple[int, ...] | None
