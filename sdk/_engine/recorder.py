@@ -1,0 +1,346 @@
+"""The batching recorder: task-run states and log lines go to the control plane off the hot path.
+
+Task runs are client-orchestrated: the task engine decides their states and hands them here with one
+``deque.append`` (no dict building, no timestamps formatted, no network). A background thread wakes every
+``interval`` seconds, or sooner when ``batch_size`` items are waiting, turns the items into the API's
+``TaskRunRecord`` dicts (coalescing several updates of one run into one record carrying all its new states, in
+order) and sends them with ``client.record_task_runs``; logs go with ``client.create_logs``.
+
+When the control plane cannot be reached, the records stay pending and are retried with exponential backoff (up to
+``max_backoff`` seconds); the pending buffer is bounded by ``max_pending`` and when it must drop records it logs a
+warning saying how many. ``flush()`` (end of the outermost flow run, and ``atexit``) waits until everything handed
+in before it has been sent or has failed to send.
+
+In a worker process (process pool, Dask) the engine records into a :class:`CollectingRecorder` instead, whose
+contents travel back with the task's result and are replayed into the parent's recorder.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from orch.states import State
+
+logger = logging.getLogger("orch.recorder")
+
+
+class TaskRunInfo:
+    """The identity and bookkeeping of one task run, as the recorder turns it into a ``TaskRunRecord``."""
+
+    __slots__ = (
+        "cache_expiration",
+        "cache_key",
+        "dynamic_key",
+        "flow_run_id",
+        "id",
+        "name",
+        "run_count",
+        "tags",
+        "task_inputs",
+        "task_key",
+    )
+
+    def __init__(
+        self,
+        id: uuid.UUID,
+        flow_run_id: uuid.UUID | None,
+        task_key: str,
+        dynamic_key: str,
+        name: str,
+        tags: list[str],
+        task_inputs: dict[str, Any],
+    ) -> None:
+        self.id = id
+        self.flow_run_id = flow_run_id
+        self.task_key = task_key
+        self.dynamic_key = dynamic_key
+        self.name = name
+        self.tags = tags
+        self.task_inputs = task_inputs
+        self.run_count = 0
+        self.cache_key: str | None = None
+        self.cache_expiration: dt.datetime | None = None
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, s) for s in self.__slots__)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "flow_run_id": str(self.flow_run_id) if self.flow_run_id else None,
+            "task_key": self.task_key,
+            "dynamic_key": self.dynamic_key,
+            "name": self.name,
+            "tags": list(self.tags),
+            "cache_key": self.cache_key,
+            "cache_expiration": self.cache_expiration.isoformat() if self.cache_expiration else None,
+            "task_inputs": self.task_inputs,
+            "run_count": self.run_count,
+            "states": [],
+        }
+
+
+class RecorderLike(Protocol):
+    """What the engines record into: the batching recorder, or a collector in a worker process."""
+
+    def task_run(self, run: TaskRunInfo, states: list[State]) -> None: ...
+
+    def log(self, record: dict[str, Any]) -> None: ...
+
+
+class Backend(Protocol):
+    """The two client calls the recorder needs (``OrchClient`` has both)."""
+
+    def record_task_runs(self, records: list[dict[str, Any]]) -> Any: ...
+
+    def create_logs(self, logs: list[dict[str, Any]]) -> None: ...
+
+
+def _default_backend() -> Backend:
+    from orch.client import get_client
+
+    return get_client()
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+
+
+class Recorder:
+    """The process's batching recorder (see the module docstring)."""
+
+    def __init__(
+        self,
+        backend: Callable[[], Backend] = _default_backend,
+        *,
+        interval: float = 0.5,
+        batch_size: int = 1000,
+        max_pending: int = 100_000,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._backend = backend
+        self.interval = interval
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self.max_backoff = max_backoff
+        # Items handed in by engines: (TaskRunInfo, [State, ...]) tuples, log dicts, or flush events.
+        self._inbox: collections.deque[Any] = collections.deque()
+        self._wake = threading.Event()
+        self._pending_runs: dict[uuid.UUID, dict[str, Any]] = {}
+        self._pending_logs: list[dict[str, Any]] = []
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stopped = False
+        self.dropped = 0
+        self._failures = 0
+
+    # -- the hot path: one append --------------------------------------------------------------------------------
+
+    def task_run(self, run: TaskRunInfo, states: list[State]) -> None:
+        self._inbox.append((run, states))
+        if self._thread is None:
+            self._start()
+        if len(self._inbox) >= self.batch_size:
+            self._wake.set()
+
+    def log(self, record: dict[str, Any]) -> None:
+        self._inbox.append(record)
+        if self._thread is None:
+            self._start()
+
+    # -- control -------------------------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until everything handed in so far was sent; False when some of it is still pending."""
+        if self._thread is None and not self._inbox:
+            return not self._pending_runs and not self._pending_logs
+        done = threading.Event()
+        self._inbox.append(done)
+        self._start()
+        self._wake.set()
+        if not done.wait(timeout):
+            return False
+        return not self._pending_runs and not self._pending_logs
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending_runs) + len(self._pending_logs) + len(self._inbox)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None or self._stopped:
+                return
+            self._thread = threading.Thread(target=self._loop, name="orch-recorder", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush, then report what could not be delivered (called at interpreter exit)."""
+        if self._thread is None:
+            return
+        if not self.flush(timeout):
+            lost = self.pending
+            if lost:
+                logger.warning(
+                    "orch: %d task-run records and log lines could not be sent to the control plane and are lost.",
+                    lost,
+                )
+
+    # -- the background thread -----------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        while True:
+            self._wake.wait(max(self.interval, backoff))
+            self._wake.clear()
+            events = self._drain()
+            ok = self._send()
+            backoff = 0.0 if ok else min(self.max_backoff, max(0.5, backoff * 2))
+            for event in events:
+                event.set()
+
+    def _drain(self) -> list[threading.Event]:
+        events: list[threading.Event] = []
+        inbox, runs, logs = self._inbox, self._pending_runs, self._pending_logs
+        while inbox:
+            item = inbox.popleft()
+            if type(item) is tuple:
+                run, states = item
+                record = runs.get(run.id)
+                if record is None:
+                    record = runs[run.id] = run.to_record()
+                else:
+                    # A later update of the same run: its bookkeeping may have changed (retries, cache key).
+                    record["run_count"] = run.run_count
+                    record["cache_key"] = run.cache_key
+                    record["cache_expiration"] = run.cache_expiration.isoformat() if run.cache_expiration else None
+                    record["dynamic_key"] = run.dynamic_key
+                record["states"].extend(state.to_api() for state in states)
+            elif type(item) is dict:
+                ts = item.get("timestamp")
+                if isinstance(ts, float):
+                    item["timestamp"] = _iso(ts)
+                logs.append(item)
+            else:
+                events.append(item)
+        self._bound()
+        return events
+
+    def _bound(self) -> None:
+        excess = len(self._pending_runs) + len(self._pending_logs) - self.max_pending
+        if excess <= 0:
+            return
+        # Logs go first: losing a log line is cheaper than losing a run's states.
+        drop_logs = min(excess, len(self._pending_logs))
+        del self._pending_logs[:drop_logs]
+        excess -= drop_logs
+        for run_id in list(self._pending_runs)[:excess]:
+            del self._pending_runs[run_id]
+        self.dropped += drop_logs + max(0, excess)
+        logger.warning(
+            "orch: the control plane is unreachable and the record buffer is full: dropped %d records (%d so far).",
+            drop_logs + max(0, excess),
+            self.dropped,
+        )
+
+    def _send(self) -> bool:
+        from orch.exceptions import InvalidInput, ObjectNotFound
+
+        if not self._pending_runs and not self._pending_logs:
+            return True
+        try:
+            backend = self._backend()
+            while self._pending_runs:
+                chunk_ids = list(self._pending_runs)[: self.batch_size]
+                chunk = [self._pending_runs[i] for i in chunk_ids]
+                try:
+                    answer = backend.record_task_runs(chunk)
+                except (InvalidInput, ObjectNotFound) as exc:
+                    logger.warning("orch: the control plane refused %d task-run records: %s", len(chunk), exc)
+                    answer = None
+                rejected = answer.get("rejected") if isinstance(answer, dict) else None
+                if rejected:
+                    logger.warning(
+                        "orch: the control plane refused %d task-run states: %s", len(rejected), rejected[:3]
+                    )
+                for i in chunk_ids:
+                    del self._pending_runs[i]
+            while self._pending_logs:
+                logs = self._pending_logs[: self.batch_size]
+                try:
+                    backend.create_logs(logs)
+                except (InvalidInput, ObjectNotFound) as exc:
+                    logger.warning("orch: the control plane refused %d log lines: %s", len(logs), exc)
+                del self._pending_logs[: len(logs)]
+        except Exception as exc:
+            self._failures += 1
+            if self._failures == 1 or self._failures % 20 == 0:
+                logger.warning(
+                    "orch: could not send %d records to the control plane (%s); retrying with backoff.",
+                    len(self._pending_runs) + len(self._pending_logs),
+                    exc,
+                )
+            return False
+        self._failures = 0
+        return True
+
+
+class CollectingRecorder:
+    """Records kept in a list, to travel back from a worker process with the task's result."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def task_run(self, run: TaskRunInfo, states: list[State]) -> None:
+        self.items.append((run, list(states)))
+
+    def log(self, record: dict[str, Any]) -> None:
+        self.items.append(record)
+
+    def replay(self, into: RecorderLike) -> None:
+        for item in self.items:
+            if type(item) is tuple:
+                into.task_run(*item)
+            else:
+                into.log(item)
+
+
+_recorder: Recorder | None = None
+_recorder_lock = threading.Lock()
+
+
+def get_recorder() -> Recorder:
+    """The process-wide recorder, created on first use and flushed at interpreter exit."""
+    global _recorder
+    recorder = _recorder
+    if recorder is None:
+        with _recorder_lock:
+            if _recorder is None:
+                from orch.settings import get_settings
+
+                settings = get_settings()
+                _recorder = Recorder(interval=settings.record_batch_interval, max_pending=settings.record_buffer_limit)
+                atexit.register(_recorder.close)
+            recorder = _recorder
+    return recorder
+
+
+def set_recorder(recorder: Recorder | None) -> Recorder | None:
+    """Swap the process-wide recorder (``orch.testing`` uses this); returns the previous one."""
+    global _recorder
+    with _recorder_lock:
+        previous, _recorder = _recorder, recorder
+    if recorder is not None:
+        atexit.register(recorder.close)
+    return previous
