@@ -54,6 +54,20 @@ class ServerSettings(BaseSettings):
     )
     run_queue: Literal["database", "sqs"] = Field(default="database", description="Where due runs are queued.")
     schedule_backend: Literal["local", "eventbridge"] = Field(default="local", description="Who triggers schedules.")
+    scheduler_horizon: float = Field(
+        default=3600.0, gt=0, le=86_400 * 100, description="Seconds ahead the local scheduler creates runs for."
+    )
+    scheduler_max_runs: int = Field(
+        default=100, ge=1, le=10_000, description="Most runs the local scheduler creates per schedule per tick."
+    )
+    scheduler_group_name: str = Field(default="orch", description="EventBridge Scheduler schedule group.")
+    scheduler_name_prefix: str = Field(default="orch", description="Prefix of orch's EventBridge schedule names.")
+    scheduler_role_arn: str | None = Field(
+        default=None, description="IAM role EventBridge Scheduler assumes to invoke the schedule Lambda."
+    )
+    scheduler_target_arn: str | None = Field(
+        default=None, description="ARN of the control plane's schedule Lambda that EventBridge schedules invoke."
+    )
     storage_url: str | None = Field(
         default=None, description="Storage for code bundles and results: a folder or s3://bucket/prefix."
     )
