@@ -203,9 +203,7 @@ def setup(venv: Path = DEFAULT_VENV, state_dir: Path = DEFAULT_STATE_DIR) -> Pat
     started = time.monotonic()
     if not venv.exists():
         log(f"creating venv {venv} with {python} (Python {version[0]}.{version[1]})")
-        result = subprocess.run(
-            [str(python), "-m", "venv", str(venv)], capture_output=True, text=True, check=False
-        )
+        result = subprocess.run([str(python), "-m", "venv", str(venv)], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise CtlError(f"creating the venv with {python} failed: {last}")
@@ -341,11 +339,11 @@ def start(
     if running is not None:
         log(f"already running: pid {running.pid} at {running.endpoint_url}")
         return running
+    if not port_is_free(port):
+        raise CtlError(f"port {port} on 127.0.0.1 is already in use; choose another with --port")
     python = venv_python(venv)
     if not python.exists():
         raise CtlError(f"LocalStack is not installed: run localstack/setup.sh first ({python} is missing)")
-    if not port_is_free(port):
-        raise CtlError(f"port {port} on 127.0.0.1 is already in use; choose another with --port")
     state_dir.mkdir(parents=True, exist_ok=True)
     for sub in ("fs", "tmp"):
         (state_dir / sub).mkdir(exist_ok=True)
@@ -370,17 +368,13 @@ def start(
         if proc.poll() is not None:
             _forget(state_dir)
             code = proc.returncode
-            raise CtlError(
-                f"LocalStack exited with code {code} while starting; log tail:\n{_log_tail(log_path)}"
-            )
+            raise CtlError(f"LocalStack exited with code {code} while starting; log tail:\n{_log_tail(log_path)}")
         if health(endpoint_url) is not None:
             break
         if time.monotonic() > deadline:
             _terminate(proc.pid, grace=10.0)
             _forget(state_dir)
-            raise CtlError(
-                f"LocalStack was not healthy within {timeout:.0f} s; log tail:\n{_log_tail(log_path)}"
-            )
+            raise CtlError(f"LocalStack was not healthy within {timeout:.0f} s; log tail:\n{_log_tail(log_path)}")
         time.sleep(0.2)
     instance = Instance(
         pid=proc.pid,
@@ -576,9 +570,7 @@ def provision(endpoint_url: str, prefix: str = "orch", region: str = DEFAULT_REG
         secret_arn = secrets.create_secret(
             Name=secret_name,
             Description="orch bootstrap admin API key",
-            SecretString=secrets.get_random_password(PasswordLength=48, ExcludePunctuation=True)[
-                "RandomPassword"
-            ],
+            SecretString=secrets.get_random_password(PasswordLength=48, ExcludePunctuation=True)["RandomPassword"],
         )["ARN"]
 
     return {
@@ -620,12 +612,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", parents=[common], help="create or refresh localstack/.venv")
-    start_cmd = commands.add_parser(
-        "start", parents=[common], help="start in the background, wait for health"
-    )
-    start_cmd.add_argument(
-        "--port", type=int, default=int(os.environ.get("ORCH_LOCALSTACK_PORT", DEFAULT_PORT))
-    )
+    start_cmd = commands.add_parser("start", parents=[common], help="start in the background, wait for health")
+    start_cmd.add_argument("--port", type=int, default=int(os.environ.get("ORCH_LOCALSTACK_PORT", DEFAULT_PORT)))
     start_cmd.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for health")
     commands.add_parser("stop", parents=[common], help="stop it and clean its temporary data")
     commands.add_parser("status", parents=[common], help="print the running instance as JSON")
@@ -656,9 +644,7 @@ def main(argv: list[str] | None = None) -> int:
             if endpoint_url is None:
                 instance = read_instance(state_dir)
                 if instance is None:
-                    raise CtlError(
-                        "LocalStack is not running: run localstack/start.sh or pass --endpoint-url"
-                    )
+                    raise CtlError("LocalStack is not running: run localstack/start.sh or pass --endpoint-url")
                 endpoint_url = instance.endpoint_url
             try:
                 import boto3  # noqa: F401
