@@ -75,6 +75,15 @@ class ServerSettings(BaseSettings):
         default="auto",
         description="API-key authentication: auto = on when bound beyond loopback or any key exists.",
     )
+    auth_failure_limit: int = Field(
+        default=20, ge=1, description="Failed authentications per source address per window before 429."
+    )
+    auth_failure_window: float = Field(
+        default=60.0, gt=0, description="Seconds over which failed authentications are counted (and blocked)."
+    )
+    bootstrap_key_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret with the first admin key (AWS); hashed in on cold start."
+    )
     on_lambda: bool = Field(
         default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,
         description="True when running inside AWS Lambda (detected from the runtime's environment).",
