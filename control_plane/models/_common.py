@@ -119,7 +119,7 @@ def keyset_condition(
 
 def tags_contain_all(session: Session, column: Any, tags: list[str]) -> sa.ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        return column.contains(tags)  # type: ignore[no-any-return]
+        return column.contains(tags)
     conds = []
     for tag in tags:
         each = sa.func.json_each(column).table_valued("value")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -150,8 +150,8 @@ def read_states(session: Session, run_id: uuid.UUID) -> list[State]:
 # -- state changes -------------------------------------------------------------------------------------------------
 
 
-_RUNS = orm.FlowRun.__table__
-_STATES = orm.FlowRunState.__table__
+_RUNS = cast(sa.Table, orm.FlowRun.__table__)
+_STATES = cast(sa.Table, orm.FlowRunState.__table__)
 _VIEW_COLUMNS = (
     "id",
     "state_type",
@@ -383,7 +383,7 @@ def where(session: Session, query: sa.Select[Any], flt: FlowRunFilter) -> sa.Sel
             if tf.is_null_ is not None:
                 query = query.where(col.is_(None) if tf.is_null_ else col.is_not(None))
     if flt.flows is not None:
-        flow_ids = flows_model.apply_filter(session, sa.select(orm.Flow.id), flt.flows)  # type: ignore[arg-type]
+        flow_ids = flows_model.apply_filter(session, sa.select(orm.Flow.id), flt.flows)
         query = query.where(orm.FlowRun.flow_id.in_(flow_ids))
     if flt.deployments is not None:
         dq = sa.select(orm.Deployment.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import typer
 
@@ -131,7 +132,7 @@ def logs(
     client = get_client()
     rid = _run_id(run_id)
     client.read_flow_run(rid)  # a clear 404 for an unknown run
-    collected = []
+    collected: list[Any] = []
     cursor = None
     while len(collected) < limit:
         page = client.paginate_logs(
