@@ -50,9 +50,7 @@ def update(session: Session, flow_id: uuid.UUID, data: FlowUpdate) -> orm.Flow |
     return flow
 
 
-def apply_filter(
-    session: Session, query: sa.Select[tuple[orm.Flow]], flt: FlowFilter | None
-) -> sa.Select[tuple[orm.Flow]]:
+def apply_filter(session: Session, query: sa.Select[Any], flt: FlowFilter | None) -> sa.Select[Any]:
     if flt is None:
         return query
     if flt.id and flt.id.any_ is not None:
