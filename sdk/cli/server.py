@@ -1,8 +1,14 @@
-"""``orch server start``: the control plane (API, UI, services) on one port."""
+"""``orch server``: run the control plane (API, UI, services) on one port, run its services once, and make the
+first admin API key for its database (``bootstrap-key``)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from orch.control_plane.settings import ServerSettings
 
 app = typer.Typer(help="Run the control plane.", no_args_is_help=True)
 
@@ -41,13 +47,33 @@ def services_once() -> None:
     print_json(run_once(get_database(settings.resolved_database_url), settings))
 
 
-def _server_settings(overrides: dict[str, object]) -> ServerSettings:  # noqa: F821 - imported lazily
+@app.command("bootstrap-key")
+def bootstrap_key(
+    name: str = typer.Option("admin", "--name", help="Name of the key."),
+    force: bool = typer.Option(False, "--force", help="Create one even though an admin key exists."),
+) -> None:
+    """Create the first admin API key in the database of ORCH_DATABASE_URL / ORCH_HOME; the key is the last line."""
+    from orch.control_plane.auth.bootstrap import create_bootstrap_key
+    from orch.control_plane.db.engine import get_database
+    from orch.control_plane.server import prepare_database
+
+    settings = _server_settings({})
+    prepare_database(settings)
+    row, key = create_bootstrap_key(get_database(settings.resolved_database_url), name=name, force=force)
+    where = settings.database_url.split("@")[-1] if settings.database_url else str(settings.sqlite_path)
+    typer.echo(f"Created admin API key {row.prefix} ({name!r}) in {where}.", err=True)
+    typer.echo("Authentication is now on for this database, also for a local server (within seconds).", err=True)
+    typer.echo("Store the key now: only its hash is kept. Log in with: orch auth login --url URL --key KEY", err=True)
+    typer.echo(key)
+
+
+def _server_settings(overrides: dict[str, object]) -> ServerSettings:
     from pydantic import ValidationError
 
     from orch.control_plane.settings import ServerSettings
     from orch.exceptions import ConfigurationError
 
     try:
-        return ServerSettings(**overrides)  # type: ignore[arg-type]
+        return ServerSettings(**overrides)  # type: ignore[arg-type,unused-ignore]
     except ValidationError as exc:
         raise ConfigurationError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
