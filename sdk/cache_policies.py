@@ -66,7 +66,10 @@ class CachePolicy:
     def __add__(self, other: CachePolicy) -> CachePolicy:
         if not isinstance(other, CachePolicy):
             return NotImplemented
-        return CompoundCachePolicy([*_parts(self), *_parts(other)])
+        parts = [*_parts(self), *_parts(other)]
+        if not parts:
+            return NO_CACHE
+        return parts[0] if len(parts) == 1 else CompoundCachePolicy(parts)
 
     def __repr__(self) -> str:
         return type(self).__name__ + "()"

@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from orch._callables import Binder
 from orch.tasks import _check_hooks, _loop_running, check_common_options
 
 if TYPE_CHECKING:
-    from orch.states import State
     from orch.task_runners import TaskRunner
 
 P = ParamSpec("P")
@@ -72,7 +71,7 @@ class Flow(Generic[P, R]):
             raise TypeError("flow_run_name must be a string template or a callable returning a string.")
         self.fn = fn
         functools.update_wrapper(self, fn)
-        self.name = name or fn.__name__.replace("_", "-")
+        self.name = fn.__name__.replace("_", "-") if name is None else name
         if not self.name or len(self.name) > 200 or any(ord(c) < 32 for c in self.name):
             raise ValueError(f"A flow name must be 1-200 printable characters, not {self.name!r}.")
         self.description = description or inspect.getdoc(fn)
@@ -183,7 +182,5 @@ def flow(
 def flow(__fn: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Make a function a flow: ``@flow`` or ``@flow(name=..., retries=..., task_runner=...)``."""
     if __fn is not None:
-        if options:
-            raise TypeError("@flow takes options as keywords only: @flow(retries=2), not @flow(fn, retries=2).")
-        return Flow(__fn)
+        return Flow(__fn, **options)
     return lambda fn: Flow(fn, **options)

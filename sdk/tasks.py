@@ -16,7 +16,7 @@ import datetime as dt
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from orch._annotations import unmapped
 from orch._callables import Binder
@@ -134,7 +134,9 @@ class Task(Generic[P, R]):
             raise TypeError(f"cache_expiration must be a datetime.timedelta, not {cache_expiration!r}.")
         self.fn = fn
         functools.update_wrapper(self, fn)
-        self.name = name or fn.__name__
+        self.name = fn.__name__ if name is None else name
+        if not isinstance(self.name, str) or not self.name or len(self.name) > 200:
+            raise ValueError(f"A task name must be 1-200 characters, not {self.name!r}.")
         self.description = description or inspect.getdoc(fn)
         self.tags = frozenset(tags or ())
         self.tags_list = sorted(self.tags)
@@ -226,7 +228,7 @@ class Task(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the task now; ``return_state=True`` returns its final state, ``wait_for=[...]`` waits first."""
-        return self._call(args, kwargs)  # type: ignore[no-any-return]
+        return self._call(args, kwargs)
 
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return_state = kwargs.pop("return_state", False) if "return_state" in kwargs else False
@@ -282,7 +284,8 @@ class Task(Generic[P, R]):
         futures = []
         for i in range(lengths.pop()):
             call = {k: (iterables[k][i] if k in iterables else _unwrap(v)) for k, v in params.items()}
-            futures.append(self.submit(**call, wait_for=wait_for))
+            submit: Any = self.submit
+            futures.append(submit(**call, wait_for=wait_for))
         return futures
 
     def __repr__(self) -> str:
@@ -347,7 +350,5 @@ def task(
 def task(__fn: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Make a function a task: ``@task`` or ``@task(name=..., retries=..., cache_policy=...)``."""
     if __fn is not None:
-        if options:
-            raise TypeError("@task takes options as keywords only: @task(retries=2), not @task(fn, retries=2).")
-        return Task(__fn)
+        return Task(__fn, **options)
     return lambda fn: Task(fn, **options)

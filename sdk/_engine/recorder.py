@@ -21,6 +21,7 @@ import atexit
 import collections
 import datetime as dt
 import logging
+import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -149,10 +150,12 @@ class Recorder:
     # -- the hot path: one append --------------------------------------------------------------------------------
 
     def task_run(self, run: TaskRunInfo, states: list[State]) -> None:
-        self._inbox.append((run, states))
+        inbox = self._inbox
+        inbox.append((run, states))
         if self._thread is None:
             self._start()
-        if len(self._inbox) >= self.batch_size:
+        # Wake the sender once when a batch is full; Event.set on every append would cost a lock round trip.
+        if len(inbox) == self.batch_size:
             self._wake.set()
 
     def log(self, record: dict[str, Any]) -> None:
@@ -344,3 +347,19 @@ def set_recorder(recorder: Recorder | None) -> Recorder | None:
     if recorder is not None:
         atexit.register(recorder.close)
     return previous
+
+
+_getrandbits = random.getrandbits
+_UUID = uuid.UUID
+_V4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_V4_SET = (0x8000 << 48) | (0x4000 << 64)
+
+
+def fast_uuid4() -> uuid.UUID:
+    """A random (version 4) UUID without a system call.
+
+    ``uuid.uuid4()`` reads ``os.urandom``, which releases the GIL; with the recorder thread busy, getting it back
+    can cost milliseconds per task run. Run ids need uniqueness, not unpredictability, and ``random`` is seeded
+    from the OS (and reseeded in forked children).
+    """
+    return _UUID(int=(_getrandbits(128) & _V4_CLEAR) | _V4_SET)

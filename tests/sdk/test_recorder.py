@@ -1,0 +1,125 @@
+"""The batching recorder on its own, with an in-memory backend standing in for the client.
+
+The backend is a small class of our own (not a mock library): it records what it was sent and can be told to
+fail like an unreachable server, which is the behaviour under test.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+from orch._engine.recorder import CollectingRecorder, Recorder, TaskRunInfo, fast_uuid4
+from orch.exceptions import ServerUnavailable
+from orch.states import State, StateType
+
+pytestmark = pytest.mark.unit
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.logs: list[dict[str, Any]] = []
+        self.down = False
+        self.calls = 0
+        self.sent = threading.Event()
+
+    def record_task_runs(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls += 1
+        if self.down:
+            raise ServerUnavailable("no server")
+        self.batches.append([dict(r, states=list(r["states"])) for r in records])
+        self.sent.set()
+        return {"accepted": len(records), "rejected": []}
+
+    def create_logs(self, logs: list[dict[str, Any]]) -> None:
+        if self.down:
+            raise ServerUnavailable("no server")
+        self.logs.extend(logs)
+
+
+def _run(name: str = "t") -> TaskRunInfo:
+    return TaskRunInfo(fast_uuid4(), uuid.uuid4(), "mod.t", "0", name, ["a"], {})
+
+
+def test_updates_of_one_run_are_coalesced_into_one_record_with_states_in_order() -> None:
+    backend = MemoryBackend()
+    recorder = Recorder(lambda: backend, interval=60)
+    run = _run()
+    run.run_count = 1
+    recorder.task_run(run, [State(StateType.PENDING), State(StateType.RUNNING)])
+    recorder.task_run(run, [State(StateType.COMPLETED)])
+    assert recorder.flush(5)
+    [[record]] = backend.batches
+    assert record["id"] == str(run.id)
+    assert [s["type"] for s in record["states"]] == ["PENDING", "RUNNING", "COMPLETED"]
+    assert record["run_count"] == 1
+    assert record["states"][0]["timestamp"].endswith("+00:00")
+
+
+def test_unreachable_server_keeps_records_and_retries_them() -> None:
+    backend = MemoryBackend()
+    backend.down = True
+    recorder = Recorder(lambda: backend, interval=0.05, max_backoff=0.1)
+    run = _run()
+    recorder.task_run(run, [State(StateType.PENDING)])
+    recorder.log(
+        {"name": "x", "level": 20, "message": "hi", "timestamp": 0.0, "flow_run_id": None, "task_run_id": None}
+    )
+    assert recorder.flush(5) is False  # attempted, not delivered
+    assert recorder.pending == 2
+    recorder.task_run(run, [State(StateType.COMPLETED)])
+    backend.down = False
+    assert backend.sent.wait(5)
+    assert recorder.flush(5)
+    states = [s["type"] for batch in backend.batches for r in batch for s in r["states"]]
+    assert states == ["PENDING", "COMPLETED"]
+    assert backend.logs[0]["timestamp"] == "1970-01-01T00:00:00+00:00"
+    assert backend.calls >= 2
+
+
+def test_full_buffer_drops_with_a_warning_that_counts(caplog: pytest.LogCaptureFixture) -> None:
+    backend = MemoryBackend()
+    backend.down = True
+    recorder = Recorder(lambda: backend, interval=60, max_pending=3)
+    for _ in range(5):
+        recorder.task_run(_run(), [State(StateType.PENDING)])
+    with caplog.at_level(logging.WARNING, logger="orch.recorder"):
+        recorder.flush(5)
+    assert recorder.dropped == 2
+    assert any("dropped 2 records" in r.getMessage() for r in caplog.records)
+
+
+def test_close_warns_how_many_records_are_lost(caplog: pytest.LogCaptureFixture) -> None:
+    backend = MemoryBackend()
+    backend.down = True
+    recorder = Recorder(lambda: backend, interval=60)
+    recorder.task_run(_run(), [State(StateType.PENDING)])
+    with caplog.at_level(logging.WARNING, logger="orch.recorder"):
+        recorder.close(timeout=2)
+    assert any("1 task-run records" in r.getMessage() for r in caplog.records)
+
+
+def test_collecting_recorder_replays_into_another_recorder() -> None:
+    backend = MemoryBackend()
+    recorder = Recorder(lambda: backend, interval=60)
+    collector = CollectingRecorder()
+    run = _run()
+    collector.task_run(run, [State(StateType.RUNNING)])
+    collector.log(
+        {"name": "x", "level": 20, "message": "m", "timestamp": 1.0, "flow_run_id": None, "task_run_id": None}
+    )
+    collector.replay(recorder)
+    assert recorder.flush(5)
+    assert backend.batches[0][0]["states"][0]["type"] == "RUNNING"
+    assert backend.logs[0]["message"] == "m"
+
+
+def test_fast_uuid4_is_a_valid_random_uuid() -> None:
+    ids = {fast_uuid4() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
