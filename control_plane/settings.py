@@ -40,6 +40,21 @@ class ServerSettings(BaseSettings):
         default="queue", description="'null' opens a connection per session (Lambda, RDS Proxy)."
     )
     database_pool_size: int = Field(default=10, ge=1, le=200, description="Pool size for PostgreSQL.")
+    database_secret_arn: str | None = Field(
+        default=None,
+        description="Secrets Manager secret with the PostgreSQL credentials (RDS format: username, password, host, "
+        "port, dbname). Used when ORCH_DATABASE_URL is unset (AWS).",
+    )
+    database_host: str | None = Field(
+        default=None, description="Overrides the secret's host, e.g. the RDS Proxy endpoint (AWS)."
+    )
+    database_name: str | None = Field(default=None, description="Overrides the secret's database name (AWS).")
+    database_iam_auth: bool = Field(
+        default=False, description="Connect with short-lived IAM tokens instead of the secret's password (AWS)."
+    )
+    results_storage_url: str | None = Field(
+        default=None, description="Where flow results are persisted by default: a folder or s3://bucket/prefix."
+    )
     server_host: str = Field(default="127.0.0.1", description="Address `orch server start` binds to.")
     server_port: int = Field(default=4200, ge=1, le=65535, description="Port `orch server start` listens on.")
     late_runs_threshold: float = Field(
@@ -87,6 +102,10 @@ class ServerSettings(BaseSettings):
     on_lambda: bool = Field(
         default_factory=lambda: "AWS_LAMBDA_FUNCTION_NAME" in os.environ,
         description="True when running inside AWS Lambda (detected from the runtime's environment).",
+    )
+    xray_tracing: bool = Field(
+        default_factory=lambda: "AWS_XRAY_DAEMON_ADDRESS" in os.environ,
+        description="Trace Lambda invocations with X-Ray (on when the function has active tracing).",
     )
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; closed by default.")
 

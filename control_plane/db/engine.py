@@ -108,11 +108,19 @@ def get_database(url: str | None = None) -> Database:
     from orch.control_plane.settings import get_settings
 
     settings = get_settings()
+    if url is None and settings.database_url is None and settings.database_secret_arn:
+        from orch.control_plane.db.aws import resolve_url
+
+        url = resolve_url(settings)
     key = (url or settings.resolved_database_url, settings.database_pool, settings.database_pool_size)
     with _lock:
         db = _databases.get(key)
         if db is None:
             db = _databases[key] = Database(key[0], pool=key[1], pool_size=key[2])
+            if settings.database_iam_auth and db.dialect == "postgresql":
+                from orch.control_plane.db.aws import enable_iam_auth
+
+                enable_iam_auth(db.engine)
         return db
 
 

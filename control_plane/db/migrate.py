@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -41,7 +42,27 @@ def downgrade(db: Database, revision: str = "base") -> None:
     command.downgrade(alembic_config(db), revision)
 
 
+# Any constant works; it only has to be the same for every orch process migrating one PostgreSQL database.
+_MIGRATION_LOCK_ID = 0x6F726368  # "orch"
+
+
 def ensure_up_to_date(db: Database) -> None:
-    """Upgrade to head if the database is behind (cheap when it is current)."""
-    if current_revision(db) != head_revision():
+    """Upgrade to head if the database is behind (cheap when it is current).
+
+    On PostgreSQL an advisory lock makes concurrent starters (Lambda cold starts, several servers) migrate one at
+    a time; the others find the schema current when they get the lock. SQLite serialises writers by itself.
+    """
+    head = head_revision()
+    if current_revision(db) == head:
+        return
+    if db.dialect != "postgresql":
         upgrade(db)
+        return
+    with db.engine.connect() as lock_conn:
+        lock_conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        try:
+            if current_revision(db) != head:
+                upgrade(db)
+        finally:
+            lock_conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            lock_conn.commit()

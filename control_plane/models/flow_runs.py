@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from orch.control_plane import telemetry
 from orch.control_plane.db import orm
 from orch.control_plane.models import flows as flows_model
 from orch.control_plane.models._common import (
@@ -90,6 +91,7 @@ def create(session: Session, data: schemas.FlowRunCreate) -> tuple[orm.FlowRun, 
             if existing is not None:
                 return existing, False
         raise
+    telemetry.count(telemetry.RUN_CREATED)
     if data.state is not None:
         result = set_state(session, run.id, data.state)
         assert result is not None
@@ -232,8 +234,12 @@ def set_state(
         )
         propose(ctx, policy)
         if not ctx.writes:
+            telemetry.count(telemetry.TRANSITION_REFUSED)
             return ctx.result()
         if _write(session, run_id, ctx.run, seen_version=row["state_version"], now=when):
+            telemetry.count(telemetry.TRANSITION)
+            if ctx.proposed.type is StateType.PENDING and ctx.status is SetStateStatus.ACCEPT:
+                telemetry.count(telemetry.RUN_CLAIMED)
             return ctx.result()
     return OrchestrationResult.model_validate(
         {
