@@ -80,6 +80,9 @@ class FlowRun(_RunMixin, Base):
     empirical_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     heartbeat_time: Mapped[dt.datetime | None]
     infrastructure_pid: Mapped[str | None] = mapped_column(sa.String(500))
+    # The scheduled time this run was last sent to its work queue's SQS queue for (the dispatcher resends when a
+    # retry reschedules the run). Unused with the database run queue.
+    dispatched_for: Mapped[dt.datetime | None]
 
     __table_args__ = (
         sa.UniqueConstraint("flow_id", "idempotency_key"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 14:05:39.988656
+Create Date: 2026-11-22 14:25:28.368681
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ def upgrade() -> None:
         "agents",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
-            "work_queues",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "work_queues", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("infra_type", sa.String(length=20), nullable=True),
         sa.Column("hostname", sa.String(length=500), nullable=True),
@@ -59,9 +57,7 @@ def upgrade() -> None:
         "flows",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
-            "tags",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "tags", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
@@ -92,21 +88,15 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("version", sa.String(length=200), nullable=True),
         sa.Column(
-            "tags",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "tags", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("entrypoint", sa.String(length=1000), nullable=True),
         sa.Column("path", sa.String(length=1000), nullable=True),
         sa.Column(
-            "code_bundle",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=True,
+            "code_bundle", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
         ),
         sa.Column(
-            "parameters",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "parameters", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column(
             "parameter_schema",
@@ -138,9 +128,7 @@ def upgrade() -> None:
         "deployment_schedules",
         sa.Column("deployment_id", sa.Uuid(), nullable=False),
         sa.Column(
-            "schedule",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "schedule", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("materialized_until", orch.control_plane.db.types.Timestamp(timezone=True), nullable=True),
@@ -167,9 +155,7 @@ def upgrade() -> None:
         sa.Column("parent_task_run_id", sa.Uuid(), nullable=True),
         sa.Column("idempotency_key", sa.String(length=500), nullable=True),
         sa.Column(
-            "parameters",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "parameters", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column(
             "empirical_policy",
@@ -178,11 +164,10 @@ def upgrade() -> None:
         ),
         sa.Column("heartbeat_time", orch.control_plane.db.types.Timestamp(timezone=True), nullable=True),
         sa.Column("infrastructure_pid", sa.String(length=500), nullable=True),
+        sa.Column("dispatched_for", orch.control_plane.db.types.Timestamp(timezone=True), nullable=True),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
-            "tags",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "tags", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("state_type", sa.String(length=20), nullable=True),
         sa.Column("state_name", sa.String(length=100), nullable=True),
@@ -194,9 +179,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
-            "state_data",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=True,
+            "state_data", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
         ),
         sa.Column("state_version", sa.Integer(), nullable=False),
         sa.Column("run_count", sa.Integer(), nullable=False),
@@ -229,9 +212,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_flow_runs__name_id", ["name", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_flow_runs__parent_task_run_id"), ["parent_task_run_id"], unique=False)
         batch_op.create_index(
-            "ix_flow_runs__state_type_expected_start_time",
-            ["state_type", "expected_start_time"],
-            unique=False,
+            "ix_flow_runs__state_type_expected_start_time", ["state_type", "expected_start_time"], unique=False
         )
         batch_op.create_index("ix_flow_runs__state_type_heartbeat_time", ["state_type", "heartbeat_time"], unique=False)
         batch_op.create_index("ix_flow_runs__updated_id", ["updated", "id"], unique=False)
@@ -253,11 +234,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column(
-            "data",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=True,
-        ),
+        sa.Column("data", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
         sa.Column("updated", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
@@ -284,10 +261,7 @@ def upgrade() -> None:
         sa.Column("created", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
         sa.Column("updated", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["flow_run_id"],
-            ["flow_runs.id"],
-            name=op.f("fk_logs__flow_run_id__flow_runs"),
-            ondelete="CASCADE",
+            ["flow_run_id"], ["flow_runs.id"], name=op.f("fk_logs__flow_run_id__flow_runs"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_logs")),
     )
@@ -303,15 +277,11 @@ def upgrade() -> None:
         sa.Column("cache_key", sa.String(length=2000), nullable=True),
         sa.Column("cache_expiration", orch.control_plane.db.types.Timestamp(timezone=True), nullable=True),
         sa.Column(
-            "task_inputs",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "task_inputs", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
-            "tags",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "tags", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("state_type", sa.String(length=20), nullable=True),
         sa.Column("state_name", sa.String(length=100), nullable=True),
@@ -323,9 +293,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
-            "state_data",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=True,
+            "state_data", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
         ),
         sa.Column("state_version", sa.Integer(), nullable=False),
         sa.Column("run_count", sa.Integer(), nullable=False),
@@ -337,18 +305,13 @@ def upgrade() -> None:
         sa.Column("created", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
         sa.Column("updated", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["flow_run_id"],
-            ["flow_runs.id"],
-            name=op.f("fk_task_runs__flow_run_id__flow_runs"),
-            ondelete="CASCADE",
+            ["flow_run_id"], ["flow_runs.id"], name=op.f("fk_task_runs__flow_run_id__flow_runs"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_task_runs")),
     )
     with op.batch_alter_table("task_runs", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_task_runs__flow_run_id_expected_start_time",
-            ["flow_run_id", "expected_start_time"],
-            unique=False,
+            "ix_task_runs__flow_run_id_expected_start_time", ["flow_run_id", "expected_start_time"], unique=False
         )
 
     op.create_table(
@@ -363,11 +326,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column(
-            "data",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=True,
-        ),
+        sa.Column("data", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
         sa.Column("updated", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
