@@ -30,11 +30,7 @@ class Validator:
 def build_validator(fn: Callable[..., Any], flow_name: str) -> Validator:
     from pydantic import ConfigDict, Field, create_model
 
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        # Unresolvable forward references: validate what we can read, accept the rest.
-        hints = {}
+    hints = _hints(fn)
     fields: dict[str, Any] = {}
     names: dict[str, str] = {}
     for i, param in enumerate(inspect.signature(fn).parameters.values()):
@@ -53,6 +49,25 @@ def build_validator(fn: Callable[..., Any], flow_name: str) -> Validator:
         **fields,
     )
     return Validator(model, names)
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters' type hints; one that cannot be resolved (a local class named in a string) becomes Any."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # noqa: S110 - fall back to resolving one hint at a time
+        pass
+    closure = getattr(fn, "__closure__", None) or ()
+    local_names = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in closure), strict=False))
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, fn.__globals__, local_names)  # noqa: S307 - the user's own annotation
+            except Exception:
+                annotation = Any
+        hints[name] = annotation
+    return hints
 
 
 def validate_parameters(validator: Validator, params: dict[str, Any], flow_name: str) -> dict[str, Any]:

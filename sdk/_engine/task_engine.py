@@ -210,13 +210,9 @@ class TaskRun:
         task, info = self.task, self.info
         if info.run_count <= task.retries and self._should_retry(state):
             delay = task.retry_delay_for(info.run_count)
-            when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
-            retry = State(
-                StateType.SCHEDULED,
-                "AwaitingRetry",
-                state.message,
-                details={"scheduled_time": when.isoformat(), **(state.details or {})},
-            )
+            retry = State(StateType.SCHEDULED, "AwaitingRetry", state.message)
+            when = retry.timestamp + dt.timedelta(seconds=delay)
+            retry.details = {"scheduled_time": when.isoformat(), **(state.details or {})}
             self.recorder.task_run(info, [retry])
             return delay
         self._final(state, ())

@@ -61,7 +61,8 @@ def test_task_source_flow_parameters_and_run_id() -> None:
 
 def test_combining_with_plus() -> None:
     combined = INPUTS + TASK_SOURCE
-    assert isinstance(combined, CompoundCachePolicy) and len(combined.policies) == 2
+    assert isinstance(combined, CompoundCachePolicy)
+    assert len(combined.policies) == 2
     ctx = _ctx(double)
     assert combined.compute_key(ctx, {"x": 1}, {}) != combined.compute_key(_ctx(triple), {"x": 1}, {})
     assert (INPUTS + NO_CACHE).compute_key(ctx, {"x": 1}, {}) == INPUTS.compute_key(ctx, {"x": 1}, {})

@@ -26,9 +26,12 @@ def test_both_forms_keep_signature_and_docstring() -> None:
         assert made.__doc__ == "Add two numbers."
         assert made.__name__ == "add"
         assert list(inspect.signature(made).parameters) == ["x", "y"]
-    assert task(add).name == "add" and task(name="adder")(add).name == "adder"
-    assert task(add, name="direct").name == "direct" and flow(add, retries=1).retries == 1
-    assert flow(add).name == "add" and flow(lambda: 1).name == "<lambda>"
+    assert task(add).name == "add"
+    assert task(name="adder")(add).name == "adder"
+    assert task(add, name="direct").name == "direct"
+    assert flow(add, retries=1).retries == 1
+    assert flow(add).name == "add"
+    assert flow(lambda: 1).name == "<lambda>"
     assert flow(add).description == "Add two numbers."
 
 
@@ -86,9 +89,11 @@ def test_exponential_backoff() -> None:
 
 
 def test_caching_is_opt_in_as_in_prefect() -> None:
-    assert task(add).caching is False and task(add).persist_result is None
+    assert task(add).caching is False
+    assert task(add).persist_result is None
     cached = task(cache_policy=INPUTS)(add)
-    assert cached.caching and cached.persist_result is True
+    assert cached.caching
+    assert cached.persist_result is True
     assert task(cache_key_fn=lambda ctx, p: "k")(add).caching
     assert task(persist_result=True)(add).caching  # the DEFAULT policy applies once results are persisted
     assert not task(persist_result=True, cache_policy=None)(add).caching

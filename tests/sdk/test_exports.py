@@ -37,7 +37,9 @@ def test_names_live_where_prefect_puts_them() -> None:
     from orch.flows import Flow
 
     assert orch.get_run_logger is logging.get_run_logger
-    assert Flow is orch.Flow and tasks.Task is orch.Task and states.State is orch.State
+    assert Flow is orch.Flow
+    assert tasks.Task is orch.Task
+    assert states.State is orch.State
     assert callable(tasks.exponential_backoff)
     for name in ("wait", "as_completed", "OrchFuture"):
         assert hasattr(futures, name)
@@ -47,7 +49,8 @@ def test_names_live_where_prefect_puts_them() -> None:
         assert hasattr(task_runners, name)
     for name in ("get_run_context", "FlowRunContext", "TaskRunContext"):
         assert hasattr(context, name)
-    assert runtime.flow_run.id is None and runtime.task_run.id is None
+    assert runtime.flow_run.id is None
+    assert runtime.task_run.id is None
     for name in states.__all__:
         assert hasattr(states, name)
     with pytest.raises(AttributeError):

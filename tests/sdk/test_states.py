@@ -51,11 +51,17 @@ def test_constructors_give_prefects_type_and_name(make: object, type_: StateType
 
 
 def test_predicates() -> None:
-    assert states.Completed(1).is_completed() and states.Completed(1).is_final()
-    assert states.Failed().is_failed() and states.Failed().is_final()
-    assert states.Crashed().is_crashed() and states.Cancelled().is_cancelled()
-    assert states.Running().is_running() and not states.Running().is_final()
-    assert states.Pending().is_pending() and states.Late().is_scheduled() and states.Paused().is_paused()
+    assert states.Completed(1).is_completed()
+    assert states.Completed(1).is_final()
+    assert states.Failed().is_failed()
+    assert states.Failed().is_final()
+    assert states.Crashed().is_crashed()
+    assert states.Cancelled().is_cancelled()
+    assert states.Running().is_running()
+    assert not states.Running().is_final()
+    assert states.Pending().is_pending()
+    assert states.Late().is_scheduled()
+    assert states.Paused().is_paused()
 
 
 def test_result_returns_the_value_or_raises_the_stored_exception() -> None:
@@ -83,7 +89,8 @@ def test_api_form_matches_state_create() -> None:
         api = state.to_api()
         assert set(api) == {"type", "name", "message", "timestamp", "state_details", "data"}
         parsed = StateCreate.model_validate(api)
-        assert parsed.type.value == state.type.value and parsed.name == state.name
+        assert parsed.type.value == state.type.value
+        assert parsed.name == state.name
     assert StateCreate.model_validate(states.AwaitingRetry(when).to_api()).state_details.scheduled_time == when
     # An in-memory result never travels; only a reference to a persisted one does.
     assert states.Completed(object()).to_api()["data"] is None
@@ -95,9 +102,9 @@ def test_from_api_round_trip_and_pickling() -> None:
     api = ApiState.model_validate({**states.Late(message="m").to_api()})
     back = State.from_api(api)
     assert (back.type, back.name, back.message) == (StateType.SCHEDULED, "Late", "m")
-    copy = pickle.loads(pickle.dumps(states.Completed([1, 2])))
+    copy = pickle.loads(pickle.dumps(states.Completed([1, 2])))  # noqa: S301 - our own bytes
     assert copy.result() == [1, 2]
-    empty = pickle.loads(pickle.dumps(states.Cancelled()))
+    empty = pickle.loads(pickle.dumps(states.Cancelled()))  # noqa: S301 - our own bytes
     with pytest.raises(CancelledRun):
         empty.result()
 
