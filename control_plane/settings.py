@@ -68,6 +68,18 @@ class ServerSettings(BaseSettings):
         default=90.0, gt=0, description="Seconds without a heartbeat after which a Running run is Crashed."
     )
     run_queue: Literal["database", "sqs"] = Field(default="database", description="Where due runs are queued.")
+    sqs_queue_prefix: str = Field(
+        default="orch-", max_length=40, description="Prefix of the SQS queue names created for work queues."
+    )
+    sqs_max_receives: int = Field(
+        default=5, ge=1, le=1000, description="Receives after which a run message moves to the dead-letter queue."
+    )
+    sqs_visibility_timeout: int = Field(
+        default=60, ge=0, le=43_200, description="Seconds a received run message stays hidden from other agents."
+    )
+    get_runs_poll_interval: float = Field(
+        default=0.1, gt=0, le=5, description="How often a waiting get_runs call looks for due runs (database queue)."
+    )
     schedule_backend: Literal["local", "eventbridge"] = Field(default="local", description="Who triggers schedules.")
     scheduler_horizon: float = Field(
         default=3600.0, gt=0, le=86_400 * 100, description="Seconds ahead the local scheduler creates runs for."

@@ -240,6 +240,10 @@ def set_state(
             telemetry.count(telemetry.TRANSITION)
             if ctx.proposed.type is StateType.PENDING and ctx.status is SetStateStatus.ACCEPT:
                 telemetry.count(telemetry.RUN_CLAIMED)
+            if ctx.proposed.type is StateType.SCHEDULED and row["work_queue_name"] is not None:
+                from orch.control_plane.services.dispatcher import dispatch_after_commit
+
+                dispatch_after_commit(session, run_id)
             return ctx.result()
     return OrchestrationResult.model_validate(
         {

@@ -141,14 +141,15 @@ class PauseOnlyWhenRunning(Rule):
 
 
 class RetryFailedFlows(Rule):
-    """Turn Running → Failed into AwaitingRetry while the run has retries left.
+    """Turn Running → Failed (or Crashed) into AwaitingRetry while the run has retries left.
 
     Answers REJECT with the AwaitingRetry state (Prefect's protocol): the engine sees the new state, waits until its
-    ``scheduled_time`` and runs the flow again.
+    ``scheduled_time`` and runs the flow again. A Crashed run (its process died; the zombie service or the ECS
+    events consumer reports it) is retried the same way: an agent picks the rescheduled run up again.
     """
 
     FROM_STATES = frozenset({S.RUNNING})
-    TO_STATES = frozenset({S.FAILED})
+    TO_STATES = frozenset({S.FAILED, S.CRASHED})
 
     def apply(self, ctx: OrchestrationContext) -> None:
         # Timeouts retry too, as in Prefect; only an explicitly non-retriable failure skips the retries.
