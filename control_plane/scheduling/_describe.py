@@ -41,7 +41,7 @@ def describe(spec: ScheduleSpec) -> str:
     elif isinstance(spec, IntervalSchedule):
         text = _describe_interval(spec)
     elif isinstance(spec, RRuleSchedule):
-        text = _describe_rrule(spec.rrule) or spec.rrule
+        text = _describe_rrule(spec.rrule, spec.timezone) or spec.rrule
     else:
         raise TypeError(f"not a schedule: {spec!r}")
     return text if spec.timezone == "UTC" else f"{text} ({spec.timezone})"
@@ -174,10 +174,10 @@ def _describe_interval(spec: IntervalSchedule) -> str:
     return _plural(seconds, "second")
 
 
-def _describe_rrule(text: str) -> str | None:
+def _describe_rrule(text: str, timezone: str) -> str | None:
     from orch.control_plane.scheduling._rrule import parse_rrule, rule_parts
 
-    parsed = parse_rrule(text)
+    parsed = parse_rrule(text, timezone)
     if not parsed.is_simple:
         return None
     rule = rule_parts(parsed.rules[0])

@@ -15,6 +15,8 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import functools
+import re
+import zoneinfo
 from dataclasses import dataclass
 
 from dateutil import rrule as du
@@ -149,15 +151,57 @@ def _fast_forward(rule: du.rrule, start_hint: dt.datetime | None) -> du.rrule:
     return rule.replace(dtstart=parts.dtstart + periods * step)
 
 
+_ZONED_LINE = re.compile(r"^(?P<name>DTSTART|RDATE|EXDATE)(?P<params>;[^:]*)?:(?P<values>.*)$", re.IGNORECASE)
+_UNTIL_UTC = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
+_STAMP = "%Y%m%dT%H%M%S"
+
+
+def _to_wall(value: str, source_zone: dt.tzinfo | None, zone: dt.tzinfo) -> str:
+    """``value`` (``YYYYMMDD[THHMMSS][Z]``) as a naive wall-clock stamp in ``zone``."""
+    if value.upper().endswith("Z"):
+        value, source_zone = value[:-1], dt.UTC
+    if source_zone is None or len(value) == 8:  # floating time, or a whole date: already wall-clock
+        return value
+    instant = dt.datetime.strptime(value, _STAMP).replace(tzinfo=source_zone)
+    return instant.astimezone(zone).strftime(_STAMP)
+
+
+def _wall_clock_text(source: str, zone: dt.tzinfo) -> str:
+    """Rewrite every zoned time in the rule (TZID=..., a trailing Z) as a naive wall-clock time in ``zone``.
+
+    RFC 5545 writes UNTIL in UTC when DTSTART has a zone, and EXDATE/RDATE may carry their own TZID; after this,
+    dateutil sees naive times only and the timetable applies one DST rule to all of them.
+    """
+    lines = []
+    for line in source.splitlines():
+        match = _ZONED_LINE.match(line.strip())
+        if match:
+            params = [p for p in (match["params"] or "").split(";") if p]
+            zone_names = [p.split("=", 1)[1] for p in params if p.upper().startswith("TZID=")]
+            source_zone = zoneinfo.ZoneInfo(zone_names[0]) if zone_names else None
+            kept = "".join(f";{p}" for p in params if not p.upper().startswith("TZID="))
+            values = ",".join(_to_wall(v.strip(), source_zone, zone) for v in match["values"].split(","))
+            line = f"{match['name']}{kept}:{values}"
+        else:
+            line = _UNTIL_UTC.sub(lambda m: "UNTIL=" + _to_wall(m[1] + "Z", None, zone), line)
+        lines.append(line)
+    return "\n".join(lines)
+
+
 @functools.lru_cache(maxsize=512)
-def parse_rrule(text: str) -> ParsedRRule:
-    """Parse ``text`` (``FREQ=...``, or lines such as ``DTSTART:...`` / ``RRULE:...`` / ``EXDATE:...``)."""
+def parse_rrule(text: str, timezone: str = "UTC") -> ParsedRRule:
+    """Parse ``text`` (``FREQ=...``, or lines such as ``DTSTART:...`` / ``RRULE:...`` / ``EXDATE:...``).
+
+    ``timezone`` is the schedule's zone: times written with another zone (or in UTC) are moved to its wall clock.
+    """
     source = text.replace("\\n", "\n").strip()
     if not source:
         raise RRuleError("rrule must not be empty; e.g. 'FREQ=DAILY;BYHOUR=9'")
     try:
+        zone = dt.UTC if timezone == "UTC" else zoneinfo.ZoneInfo(timezone)
+        source = _wall_clock_text(source, zone)
         parsed = du.rrulestr(source, dtstart=DEFAULT_ANCHOR, forceset=True, ignoretz=True, unfold=True)
-    except (ValueError, TypeError, KeyError, IndexError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, zoneinfo.ZoneInfoNotFoundError) as error:
         reason = str(error) or type(error).__name__
         raise RRuleError(f"invalid rrule {text!r}: {reason}") from None
     assert isinstance(parsed, du.rruleset)

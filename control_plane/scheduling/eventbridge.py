@@ -330,7 +330,7 @@ def _zone(name: str) -> dt.tzinfo:
 
 
 def _from_rrule(spec: RRuleSchedule) -> EventBridgeExpression | None:
-    parsed = parse_rrule(spec.rrule)
+    parsed = parse_rrule(spec.rrule, spec.timezone)
     if not parsed.is_simple:
         return None
     rule = rule_parts(parsed.rules[0])

@@ -140,7 +140,7 @@ def is_elapsed_time(spec: ScheduleSpec) -> bool:
         minute, hour, *_ = cron_text(spec.cron).split()
         return minute.startswith("*") or hour.startswith("*")
     if isinstance(spec, RRuleSchedule):
-        return parse_rrule(spec.rrule).sub_daily
+        return parse_rrule(spec.rrule, spec.timezone).sub_daily
     return False
 
 
@@ -243,7 +243,9 @@ def _cron_days(
             first = dt.date(year, month, 1)
             if end is not None and first > end:
                 return
-            candidates = range(1, _days_in_month(year, month) + 1) if day_set is None else sorted(day_set)
+            # With day_or and both fields restricted, a weekday can match on any day of the month.
+            every_day = day_set is None or (weekday_set is not None and day_or)
+            candidates = range(1, _days_in_month(year, month) + 1) if every_day else sorted(day_set or ())
             for day_number in candidates:
                 if day_number > _days_in_month(year, month):
                     break
@@ -325,7 +327,7 @@ def _wall_clock_days(
 
 def _rrule_instants(spec: RRuleSchedule, after: dt.datetime, stop: dt.datetime | None) -> Iterator[dt.datetime]:
     zone = _zone(spec.timezone)
-    parsed = parse_rrule(spec.rrule)
+    parsed = parse_rrule(spec.rrule, spec.timezone)
     start = after.astimezone(zone).replace(tzinfo=None) - _DAY
     end = stop.astimezone(zone).replace(tzinfo=None) + _DAY if stop is not None else None
     walls: Iterator[dt.datetime] = parsed.build(start_hint=start).xafter(start, inc=True)

@@ -282,7 +282,7 @@ class RRuleSchedule(OrchModel):
         from orch.control_plane.scheduling._rrule import RRuleError, parse_rrule
 
         try:
-            parse_rrule(self.rrule)
+            parse_rrule(self.rrule, self.timezone)
         except RRuleError as error:
             raise ValueError(str(error)) from None
         return self
