@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
-from orch.control_plane.schemas.base import Name, ObjectBase, OrchModel, ResponseModel
+from orch.control_plane.schemas.base import ObjectBase, OrchModel, ResponseModel
 from orch.control_plane.schemas.flow_runs import FlowRun
+
+# Work queue names become SQS queue names: letters, digits, '-', '_' and '.', at most 60 characters.
+WorkQueueName = Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
 class WorkQueueCreate(OrchModel):
-    name: Name = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)
+    name: WorkQueueName
     description: str | None = Field(default=None, max_length=5000)
     priority: int = Field(default=100, ge=1, le=10_000, description="Lower is served first by agents.")
     concurrency_limit: int | None = Field(default=None, ge=0, le=100_000)
