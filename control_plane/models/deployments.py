@@ -554,9 +554,24 @@ def _annotation(prop: dict[str, Any], defs: dict[str, Any], depth: int) -> Any:
         if isinstance(items, dict):
             return list[_annotation(items, defs, depth + 1)]  # type: ignore[misc]
         return list[Any]
+    if kind == "object" and isinstance(prop.get("properties"), dict) and prop["properties"]:
+        return _object_model(prop, defs, depth + 1)
     if kind == "object":
         extra = prop.get("additionalProperties")
         if isinstance(extra, dict):
             return dict[str, _annotation(extra, defs, depth + 1)]  # type: ignore[misc]
         return dict[str, Any]
     return Any
+
+
+def _object_model(prop: dict[str, Any], defs: dict[str, Any], depth: int) -> Any:
+    """A nested object with properties (a pydantic model or dataclass parameter) as a model of its own."""
+    from pydantic import ConfigDict, Field, create_model
+
+    required = set(prop.get("required") or [])
+    fields: dict[str, Any] = {}
+    for i, (name, sub) in enumerate(prop["properties"].items()):
+        annotation = _annotation(sub if isinstance(sub, dict) else {}, defs, depth)
+        fields[f"p{i}"] = (annotation, Field(... if name in required else None, alias=name))
+    config = ConfigDict(extra="forbid" if prop.get("additionalProperties") is False else "allow")
+    return create_model(str(prop.get("title") or "object"), __config__=config, **fields)
