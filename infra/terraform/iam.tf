@@ -3,13 +3,16 @@
 #   statement            api  schedule  services  ecs_events   why
 #   logs, vpc             x      x         x          x        own log group; ENIs in the isolated subnets
 #   database_secret       x      x         x          x        PostgreSQL credentials
-#   bootstrap_key         x                                    the API seeds the first admin key from it
+#   bootstrap_key         x      x         x          x        every handler's first database use installs the
+#                                                              bootstrap key's hash if none exists yet
+#   queues_manage         x                                    work queues made through the API get SQS queues;
+#                                                              `orch work-queue inspect` peeks at the DLQ
 #   queues_send           x      x         x                   due runs go to <prefix>-<work queue>
 #   ecs_events_consume                                x        the SQS event source of ECS task changes
-#   scheduler             x                x                   deployments' schedules live in the stack's group
+#   scheduler             x                x                   the API mirrors deployment schedules; the services
+#                                                              tick reconciles the group
 #   storage               x                x                   bundles and results (services: retention)
-#   ecs_dispatch          x      x         x                   launch / stop / watch flow runs on the cluster
-#   ecs_describe                                      x        read a task's details for its flow run
+#   ecs_dispatch          x                x                   launch, cancel and watch flow runs on the cluster
 #
 # No statement allows a wildcard action. Resources are "*" only for actions IAM cannot scope to a resource
 # (ec2 network-interface actions of Lambda in a VPC, scheduler:ListSchedules, ecs:RegisterTaskDefinition and
@@ -43,6 +46,12 @@ locals {
       Effect   = "Allow"
       Action   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
       Resource = [aws_secretsmanager_secret.bootstrap_key.arn]
+    }]
+    queues_manage = [{
+      Sid      = "ManageWorkQueues"
+      Effect   = "Allow"
+      Action   = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]
+      Resource = [local.queue_arn_pattern]
     }]
     queues_send = [{
       Sid      = "SendRuns"
@@ -138,21 +147,14 @@ locals {
         Condition = { StringEquals = { "iam:PassedToService" = "ecs-tasks.amazonaws.com" } }
       },
     ]
-    ecs_describe = [{
-      Sid       = "DescribeTasksOfTheCluster"
-      Effect    = "Allow"
-      Action    = ["ecs:DescribeTasks"]
-      Resource  = ["arn:${local.partition}:ecs:${local.region}:${local.account}:task/${aws_ecs_cluster.this.name}/*"]
-      Condition = local.cluster_condition
-    }]
   }
 
   # Which building blocks each function gets (see the table above).
   function_statements = {
-    api        = ["vpc", "database_secret", "bootstrap_key", "queues_send", "scheduler", "storage", "ecs_dispatch"]
-    schedule   = ["vpc", "database_secret", "queues_send", "ecs_dispatch"]
-    services   = ["vpc", "database_secret", "queues_send", "scheduler", "storage", "ecs_dispatch"]
-    ecs_events = ["vpc", "database_secret", "ecs_events_consume", "ecs_describe"]
+    api        = ["vpc", "database_secret", "bootstrap_key", "queues_manage", "queues_send", "scheduler", "storage", "ecs_dispatch"]
+    schedule   = ["vpc", "database_secret", "bootstrap_key", "queues_send"]
+    services   = ["vpc", "database_secret", "bootstrap_key", "queues_send", "scheduler", "storage", "ecs_dispatch"]
+    ecs_events = ["vpc", "database_secret", "bootstrap_key", "ecs_events_consume"]
   }
 
   function_policies = {

@@ -56,7 +56,10 @@ locals {
   results_bucket_name = "${local.prefix}-results-${local.account}-${local.region}"
 
   scheduler_group_name = local.prefix
-  queue_arn_pattern    = "arn:${local.partition}:sqs:${local.region}:${local.account}:${local.prefix}-*"
+  # The control plane names a work queue's SQS queues <ORCH_SQS_QUEUE_PREFIX><work queue>[-dlq]: the prefix carries
+  # the dash.
+  queue_prefix      = "${local.prefix}-"
+  queue_arn_pattern = "arn:${local.partition}:sqs:${local.region}:${local.account}:${local.queue_prefix}*"
 
   # The environment contract of the control plane on Lambda: the same on every function.
   lambda_environment = {
@@ -65,7 +68,7 @@ locals {
     ORCH_DATABASE_NAME            = var.database_name
     ORCH_DATABASE_POOL            = "null"
     ORCH_RUN_QUEUE                = "sqs"
-    ORCH_SQS_QUEUE_PREFIX         = local.prefix
+    ORCH_SQS_QUEUE_PREFIX         = local.queue_prefix
     ORCH_SCHEDULE_BACKEND         = "eventbridge"
     ORCH_SCHEDULER_GROUP_NAME     = aws_scheduler_schedule_group.this.name
     ORCH_SCHEDULER_ROLE_ARN       = aws_iam_role.scheduler.arn

@@ -69,3 +69,13 @@ output "work_queue_urls" {
   description = "SQS queue URL of each work queue, by work-queue name (agents: `orch agent start --work-queue NAME --sqs`)."
   value       = { for name, queue in aws_sqs_queue.work : name => queue.id }
 }
+
+output "agent_policy_arn" {
+  description = "Managed IAM policy to attach to the role or user an orch agent runs as."
+  value       = aws_iam_policy.agent.arn
+}
+
+output "function_names" {
+  description = "Names of the four control plane functions, by role (api, schedule, services, ecs_events)."
+  value       = { for key, function in aws_lambda_function.this : key => function.function_name }
+}

@@ -1,11 +1,16 @@
 # One SQS queue and dead-letter queue per orch work queue (the run queue of ORCH_RUN_QUEUE=sqs: the control plane
 # sends due runs, agents receive them), plus the stack's own queue of ECS task state changes. All encrypted with
 # SQS-managed keys, which EventBridge can deliver to (it cannot use the AWS-managed KMS key of SQS).
+#
+# The control plane creates the queues of work queues made later through the API itself (SqsRunQueue.create_queue)
+# and, for a work queue that exists here already, gets these back: SQS returns an existing queue only when the
+# attributes sent match, so visibility timeout, long polling, encryption, DLQ retention and the redrive count here
+# equal what SqsRunQueue sends with the control plane's default settings.
 
 resource "aws_sqs_queue" "work_dlq" {
   for_each = toset(var.work_queues)
 
-  name                      = "${local.prefix}-${each.value}-dlq"
+  name                      = "${local.queue_prefix}${each.value}-dlq"
   sqs_managed_sse_enabled   = true
   message_retention_seconds = 1209600 # 14 days, SQS's maximum, to inspect what failed
 }
@@ -13,7 +18,7 @@ resource "aws_sqs_queue" "work_dlq" {
 resource "aws_sqs_queue" "work" {
   for_each = toset(var.work_queues)
 
-  name                       = "${local.prefix}-${each.value}"
+  name                       = "${local.queue_prefix}${each.value}"
   sqs_managed_sse_enabled    = true
   visibility_timeout_seconds = var.queue_visibility_timeout_seconds
   receive_wait_time_seconds  = 20 # long polling by default

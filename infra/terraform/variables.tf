@@ -203,13 +203,13 @@ variable "work_queues" {
 }
 
 variable "queue_visibility_timeout_seconds" {
-  description = "How long a run message stays invisible after an agent received it."
+  description = "How long a run message stays invisible after an agent received it (the control plane's ORCH_SQS_VISIBILITY_TIMEOUT default)."
   type        = number
-  default     = 300
+  default     = 60
 }
 
 variable "max_receive_count" {
-  description = "Receives after which a run message moves to the dead-letter queue."
+  description = "Receives after which a run message moves to the dead-letter queue (the control plane's ORCH_SQS_MAX_RECEIVES default)."
   type        = number
   default     = 5
 }

@@ -169,7 +169,7 @@ run "defaults" {
       && aws_lambda_function.this["api"].environment[0].variables["ORCH_RUN_QUEUE"] == "sqs"
       && aws_lambda_function.this["api"].environment[0].variables["ORCH_SCHEDULE_BACKEND"] == "eventbridge"
       && aws_lambda_function.this["api"].environment[0].variables["ORCH_AUTH"] == "on"
-      && aws_lambda_function.this["api"].environment[0].variables["ORCH_SQS_QUEUE_PREFIX"] == "orch"
+      && aws_lambda_function.this["api"].environment[0].variables["ORCH_SQS_QUEUE_PREFIX"] == "orch-"
       && aws_lambda_function.this["api"].environment[0].variables["ORCH_STORAGE_URL"] == "s3://orch-code-123456789012-eu-west-1/bundles"
       && aws_lambda_function.this["api"].environment[0].variables["ORCH_RESULTS_STORAGE_URL"] == "s3://orch-results-123456789012-eu-west-1/results"
       && aws_lambda_function.this["api"].environment[0].variables["ORCH_ECS_SUBNETS"] == join(",", aws_subnet.public[*].id)

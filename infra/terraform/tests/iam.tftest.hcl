@@ -105,18 +105,20 @@ run "least_privilege" {
   }
   assert {
     condition = (
-      !anytrue([for s in jsondecode(aws_iam_role_policy.lambda["ecs_events"].policy).Statement : contains(s.Action, "ecs:RunTask") || contains(s.Action, "sqs:SendMessage") || contains(s.Action, "scheduler:CreateSchedule")])
-      && !anytrue([for s in jsondecode(aws_iam_role_policy.lambda["schedule"].policy).Statement : contains(s.Action, "scheduler:CreateSchedule") || contains(s.Action, "s3:PutObject")])
+      !anytrue([for s in jsondecode(aws_iam_role_policy.lambda["ecs_events"].policy).Statement : contains(s.Action, "ecs:RunTask") || contains(s.Action, "sqs:SendMessage") || contains(s.Action, "scheduler:CreateSchedule") || contains(s.Action, "s3:GetObject")])
+      && !anytrue([for s in jsondecode(aws_iam_role_policy.lambda["schedule"].policy).Statement : contains(s.Action, "scheduler:CreateSchedule") || contains(s.Action, "s3:PutObject") || contains(s.Action, "ecs:RunTask") || contains(s.Action, "sqs:CreateQueue")])
+      && !anytrue([for s in jsondecode(aws_iam_role_policy.lambda["services"].policy).Statement : contains(s.Action, "sqs:CreateQueue") || contains(s.Action, "sqs:DeleteQueue")])
       && anytrue([for s in jsondecode(aws_iam_role_policy.lambda["ecs_events"].policy).Statement : contains(s.Action, "sqs:ReceiveMessage") && s.Resource == [aws_sqs_queue.ecs_events.arn]])
+      && anytrue([for s in jsondecode(aws_iam_role_policy.lambda["api"].policy).Statement : contains(s.Action, "sqs:CreateQueue") && s.Resource == ["arn:aws:sqs:eu-west-1:123456789012:orch-*"]])
     )
-    error_message = "Each function gets only what it needs: ecs_events consumes its queue only; schedule manages no schedules."
+    error_message = "Each function gets only what it needs: only the API creates queues, only ecs_events consumes its queue, schedule manages no schedules."
   }
   assert {
     condition = alltrue([
       for k, p in aws_iam_role_policy.lambda :
-      length([for s in jsondecode(p.policy).Statement : s if s.Sid == "ReadBootstrapKey"]) == (k == "api" ? 1 : 0)
-    ]) && one([for s in jsondecode(aws_iam_role_policy.lambda["api"].policy).Statement : s.Resource if s.Sid == "ReadBootstrapKey"]) == [output.bootstrap_key_secret_arn]
-    error_message = "Only the API reads the bootstrap key."
+      [for s in jsondecode(p.policy).Statement : s.Resource if s.Sid == "ReadBootstrapKey"] == [[output.bootstrap_key_secret_arn]]
+    ])
+    error_message = "Every handler installs the bootstrap key on its first database use, so every role reads that secret."
   }
   assert {
     condition = alltrue([
@@ -148,5 +150,17 @@ run "least_privilege" {
   assert {
     condition     = contains([for s in jsondecode(aws_iam_role_policy.ecs_execution.policy).Statement : s.Resource if s.Sid == "WriteFlowRunLogs"], ["${aws_cloudwatch_log_group.tasks.arn}:*"])
     error_message = "Task logs go to the stack's log group."
+  }
+
+  # --- agent policy ---
+  assert {
+    condition = alltrue(flatten([
+      for s in jsondecode(aws_iam_policy.agent.policy).Statement : [for a in s.Action : !strcontains(a, "*")]
+    ]))
+    error_message = "The agent policy allows no wildcard action."
+  }
+  assert {
+    condition     = contains([for s in jsondecode(aws_iam_policy.agent.policy).Statement : s.Resource if contains(s.Action, "sqs:DeleteMessage")], ["arn:aws:sqs:eu-west-1:123456789012:orch-*"]) && output.agent_policy_arn == aws_iam_policy.agent.arn
+    error_message = "Agents receive and delete run messages of the stack's queues only."
   }
 }
