@@ -73,10 +73,12 @@ class AuthServer:
         return self.request("GET", path, key, **kwargs)
 
     def request(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> httpx.Response:
+        """A request to ``/api{path}`` (or to ``path`` itself when it starts with ``/api/`` or ``/docs/``)."""
         headers = dict(kwargs.pop("headers", {}))
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
-        return httpx.request(method, f"{self.url}/api{path}", headers=headers, timeout=30, **kwargs)
+        full = path if path.startswith(("/api/", "/docs/")) else f"/api{path}"
+        return httpx.request(method, f"{self.url}{full}", headers=headers, timeout=30, **kwargs)
 
 
 def mint_key(db_url: str, scope: str, *, name: str = "test", expires_at: Any = None) -> str:
