@@ -270,6 +270,9 @@ def localstack_env(port: int, state_dir: Path, venv: Path = DEFAULT_VENV) -> dic
             "API_ENDPOINT": "http://127.0.0.1:9/v1",
             "ANALYTICS_API": "http://127.0.0.1:9/v1",
             "SERVICES": SERVICES,
+            # check presigned URLs' signatures and expiry as S3 does (LocalStack skips that by default), so a
+            # wrongly signed URL from orch fails here rather than on AWS
+            "S3_SKIP_SIGNATURE_VALIDATION": "0",
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_DEFAULT_REGION": DEFAULT_REGION,

@@ -215,6 +215,23 @@ def test_localstack_has_orchs_resources_and_provisioning_again_changes_nothing(
 
 @pytest.mark.aws
 @pytest.mark.integration
+def test_localstack_refuses_tampered_and_expired_presigned_urls(localstack: LocalStackServer) -> None:
+    """ctl.py turns on S3 signature checks (moto never checks them), so a badly signed URL fails here too."""
+    s3 = localstack.client("s3")
+    bucket = localstack.resources["buckets"]["code"]["name"]
+    key = f"bundles/{unique('signed')}.zip"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"bundle")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300)
+    assert httpx.get(url, timeout=30).content == b"bundle"
+
+    assert httpx.get(url.replace("Signature=", "Signature=0"), timeout=30).status_code == 403
+    short_lived = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=1)
+    time.sleep(2)
+    assert httpx.get(short_lived, timeout=30).status_code == 403
+
+
+@pytest.mark.aws
+@pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_localstack_rate_rule_delivers_the_services_tick_to_sqs(localstack: LocalStackServer) -> None:
@@ -293,3 +310,19 @@ def test_ctl_without_a_running_instance_stops_cleanly_and_refuses_to_provision(t
 def test_ctl_rejects_a_port_out_of_range(tmp_path: Path) -> None:
     result = run_ctl("start", "--port", "70000", "--state-dir", str(tmp_path))
     assert (result.returncode, result.stderr.strip()) == (1, "localstack: --port 70000 is not a TCP port")
+
+
+@pytest.mark.unit
+def test_ctl_setup_without_a_usable_python_fails_with_the_reason_the_fixture_skips_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctl = load_ctl()
+    monkeypatch.setenv("ORCH_LOCALSTACK_PYTHON", str(tmp_path / "no-python"))
+
+    with pytest.raises(ctl.CtlError) as raised:
+        ctl.setup(venv=tmp_path / "venv", state_dir=tmp_path / "state")
+
+    assert (
+        str(raised.value) == f"ORCH_LOCALSTACK_PYTHON={tmp_path / 'no-python'} is not a Python that can create a venv"
+    )
+    assert not (tmp_path / "venv").exists()

@@ -61,6 +61,11 @@ _AWS_VARS_TO_DROP = (
 
 # Start/stop durations, printed by pytest_terminal_summary.
 _timings: dict[str, float] = {}
+# Read once at import: tests/conftest.py removes every ORCH_* variable for each test, and a session fixture
+# requested through getfixturevalue is set up after that has happened.
+_HARNESS_ENV = {
+    name: os.environ[name] for name in (REQUIRE_LOCALSTACK_VAR, "ORCH_LOCALSTACK_PYTHON") if name in os.environ
+}
 
 
 def aws_environment(endpoint_url: str) -> dict[str, str]:
@@ -226,7 +231,7 @@ def moto(moto_server: MotoServer) -> MotoServer:
 
 def _unavailable(reason: str) -> NoReturn:
     """Skip, or fail where LocalStack is required (CI), with the exact reason."""
-    if os.environ.get(REQUIRE_LOCALSTACK_VAR) == "1":
+    if _HARNESS_ENV.get(REQUIRE_LOCALSTACK_VAR) == "1":
         pytest.fail(f"LocalStack is required ({REQUIRE_LOCALSTACK_VAR}=1) but unavailable: {reason}")
     pytest.skip(f"LocalStack unavailable: {reason}")
 
@@ -238,7 +243,10 @@ def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackS
     started = time.monotonic()
     try:
         # a no-op when localstack/setup.sh already ran (CI runs it before the tests); else installs (~2 min)
-        ctl.setup()
+        with pytest.MonkeyPatch.context() as patch:
+            if "ORCH_LOCALSTACK_PYTHON" in _HARNESS_ENV:
+                patch.setenv("ORCH_LOCALSTACK_PYTHON", _HARNESS_ENV["ORCH_LOCALSTACK_PYTHON"])
+            ctl.setup()
     except ctl.CtlError as error:
         _unavailable(str(error))
     _timings["LocalStack venv check/setup"] = round(time.monotonic() - started, 2)
