@@ -130,6 +130,22 @@ class ConsoleFormatter(logging.Formatter):
         return text
 
 
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (test runners and notebooks replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(ConsoleFormatter())
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 _installed = False
 
 
@@ -139,22 +155,21 @@ def setup_logging(level: str | int | None = None) -> None:
     root = logging.getLogger("orch")
     if _installed and level is None:
         return
+    console = True
     if level is None:
-        try:
-            from orch.settings import get_settings
+        from orch.settings import get_settings
 
-            level = getattr(get_settings(), "logging_level", "INFO")
-        except ImportError:
-            level = "INFO"
+        settings = get_settings()
+        level = settings.logging_level
+        console = settings.log_to_console
     if isinstance(level, str):
         level = logging.getLevelName(level.upper())
         if not isinstance(level, int):
             level = logging.INFO
     if not _installed:
         root.addHandler(APILogHandler())
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(ConsoleFormatter())
-        root.addHandler(console)
+        if console:
+            root.addHandler(_ConsoleHandler())
         _installed = True
     root.setLevel(level)
 

@@ -171,7 +171,7 @@ def test_validate_parameters_coerces_and_refuses() -> None:
 
     n, when, point, anything = typed("3", "2024-01-02", {"x": "1", "y": 2}, anything=object)
     assert (n, when, point, anything) == (3, dt.date(2024, 1, 2), Point(x=1, y=2), object)
-    with pytest.raises(ParameterValidationError, match="parameter 'n'.*valid integer"):
+    with pytest.raises(ParameterValidationError, match=r"parameter 'n'.*valid integer"):
         typed("three", "2024-01-02", {"x": 1, "y": 2})
     with pytest.raises(ParameterValidationError, match=r"parameter 'point\.y'"):
         typed(1, "2024-01-02", {"x": 1})

@@ -68,7 +68,8 @@ def test_retries_exhausted_fail_and_retry_condition_can_stop_them() -> None:
     def f() -> list[Any]:
         return [always(return_state=True), picky("fatal", return_state=True), picky("retriable", return_state=True)]
 
-    states = f(return_state=True).result(raise_on_failure=False)
+    final = f(return_state=True)
+    assert final.is_failed()  # it returned failed states
     assert calls.count("always") == 4
     assert calls.count("fatal") == 1
     assert calls.count("retriable") == 4
