@@ -175,3 +175,11 @@ def delete(run_id: str = typer.Argument(..., help="The flow run's id.")) -> None
 
     get_client().delete_flow_run(_run_id(run_id))
     typer.echo(f"Deleted flow run {run_id}.")
+
+
+@app.command("execute")
+def execute(run_id: str = typer.Argument(..., help="The flow run's id.")) -> None:
+    """Run a deployment's flow run here (what agents launch: the same as `python -m orch.engine ID`)."""
+    from orch.engine import execute as run_engine
+
+    raise typer.Exit(run_engine(_run_id(run_id)))

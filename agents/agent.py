@@ -1,0 +1,318 @@
+"""The agent loop: claim each candidate run exactly once, launch it, watch it, cancel it, heartbeat.
+
+For each candidate (from the API's long poll or SQS) the agent proposes ``Pending``:
+
+- ACCEPT: the run is ours — delete the message, launch the infrastructure; a launch that fails makes the run
+  ``Crashed`` with the reason;
+- REJECT: someone else claimed it, or it finished — delete the message and move on;
+- WAIT: not yet (scheduled later, or the queue is at its concurrency limit) — make the message visible again after
+  the delay the server gave;
+- ABORT: it was cancelled — delete the message.
+
+Launched runs are watched: an engine that exits without reporting a final state leaves its run ``Crashed`` with the
+exit reason; a run that turns ``Cancelling`` has its infrastructure killed and becomes ``Cancelled``. On SIGTERM the
+agent stops taking work, makes the messages it holds but has not claimed visible again for other agents, reports
+itself offline and exits; runs it already launched keep running (they report to the control plane themselves).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from orch.agents.infrastructure import Infrastructure, LaunchRequest, get_infrastructure
+from orch.agents.sources import Candidate, Capacity, DatabaseSource, Source, SqsSource
+from orch.exceptions import InfrastructureError, ObjectNotFound, OrchError, ServerUnavailable
+
+logger = logging.getLogger("orch.agents")
+
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+class Agent:
+    def __init__(
+        self,
+        work_queues: list[str],
+        *,
+        sqs: bool = False,
+        infra: str = "process",
+        limit: int | None = None,
+        name: str | None = None,
+        client: Any = None,
+        infra_options: dict[str, Any] | None = None,
+        poll_wait: float = 10.0,
+        heartbeat_interval: float = 10.0,
+        watch_interval: float = 1.0,
+    ) -> None:
+        from orch.client import get_client
+
+        if not work_queues:
+            raise OrchError("An agent needs at least one work queue (--work-queue NAME).")
+        self.client = client or get_client()
+        self.queue_names = list(dict.fromkeys(work_queues))
+        self.use_sqs = sqs
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.limit = limit
+        self.capacity = Capacity(limit)
+        self.poll_wait = poll_wait
+        self.heartbeat_interval = heartbeat_interval
+        self.watch_interval = watch_interval
+        self.infra_kind = infra
+        self.infrastructure: Infrastructure = get_infrastructure(
+            infra, log_sink=self.client.create_logs, **(infra_options or {})
+        )
+        self.candidates: queue.PriorityQueue[tuple[int, int, Candidate]] = queue.PriorityQueue()
+        self.active: dict[uuid.UUID, Any] = {}
+        self.stopping = threading.Event()
+        self.source: Source | None = None
+        self.launched = 0
+
+    # -- life cycle ----------------------------------------------------------------------------------------------
+
+    def _queues(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for name in self.queue_names:
+            try:
+                found[name] = self.client.request("GET", f"/work_queues/name/{name}")
+            except ObjectNotFound:
+                if self.use_sqs:
+                    raise OrchError(
+                        f"Work queue {name!r} does not exist: create it first (`orch work-queue create {name}`), "
+                        "which creates its SQS queue."
+                    ) from None
+                found[name] = {"name": name, "priority": 100}
+        return found
+
+    def start(self) -> None:
+        queues = self._queues()
+        if self.use_sqs:
+            missing = [n for n, q in queues.items() if not q.get("sqs_queue_url")]
+            if missing:
+                raise OrchError(
+                    f"Work queue(s) {', '.join(missing)} have no SQS queue: the control plane runs with "
+                    "ORCH_RUN_QUEUE=database. Start the agent without --sqs, or the server with ORCH_RUN_QUEUE=sqs."
+                )
+            self.source = SqsSource(self.client, {n: (q["priority"], q["sqs_queue_url"]) for n, q in queues.items()})
+        else:
+            self.source = DatabaseSource(
+                self.client,
+                {n: q["priority"] for n, q in queues.items()},
+                wait_seconds=self.poll_wait,
+                agent_name=self.name,
+            )
+        self.source.start(self.candidates, self.capacity)
+        self._heartbeat("ONLINE")
+        logger.info(
+            "agent %s polling %s (%s, %s launcher, limit %s)",
+            self.name,
+            ", ".join(self.queue_names),
+            "SQS" if self.use_sqs else "API",
+            self.infra_kind,
+            self.limit or "none",
+        )
+
+    def run(self) -> None:
+        """Work until ``stop()`` (SIGTERM, Ctrl-C)."""
+        self.start()
+        next_heartbeat = time.monotonic() + self.heartbeat_interval
+        next_watch = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    _, _, candidate = self.candidates.get(timeout=0.2)
+                except queue.Empty:
+                    candidate = None
+                if candidate is not None:
+                    self.handle(candidate)
+                now = time.monotonic()
+                if now >= next_watch:
+                    self.watch()
+                    next_watch = now + self.watch_interval
+                if now >= next_heartbeat:
+                    self._heartbeat("ONLINE")
+                    next_heartbeat = now + self.heartbeat_interval
+        finally:
+            self.shutdown()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        """Stop taking work and hand back what was received but not claimed."""
+        if self.source is not None:
+            self.source.stop()
+        released = 0
+        while True:
+            try:
+                _, _, candidate = self.candidates.get_nowait()
+            except queue.Empty:
+                break
+            self._safely(candidate.release, 0)
+            self.capacity.unreserve()
+            released += 1
+        self._heartbeat("OFFLINE")
+        self.infrastructure.close()
+        logger.info(
+            "agent %s stopped (%d unclaimed runs handed back, %d still running)", self.name, released, len(self.active)
+        )
+
+    # -- one candidate -------------------------------------------------------------------------------------------
+
+    def handle(self, candidate: Candidate) -> None:
+        from orch.control_plane.schemas.states import SetStateStatus, StateCreate, StateType
+
+        try:
+            if time.monotonic() - candidate.received_at > 10:
+                candidate.extend(60)  # still ours while we claim
+            answer = self.client.set_flow_run_state(candidate.run_id, StateCreate(type=StateType.PENDING))
+        except ObjectNotFound:
+            logger.info("run %s no longer exists; dropping its message", candidate.run_id)
+            self._finish_candidate(candidate, ack=True)
+            return
+        except ServerUnavailable as exc:
+            logger.warning("cannot claim run %s now (%s); it goes back to the queue", candidate.run_id, exc)
+            self._finish_candidate(candidate, release=5)
+            return
+        if answer.status is SetStateStatus.ACCEPT:
+            self._safely(candidate.ack)
+            self.launch(candidate)
+            return
+        if answer.status is SetStateStatus.WAIT:
+            self._finish_candidate(candidate, release=float(answer.details.delay_seconds or 5))
+            return
+        # REJECT: claimed by another agent, or already finished; ABORT: cancelled. Either way, not ours.
+        logger.debug("run %s not claimed: %s", candidate.run_id, answer.details.reason)
+        self._finish_candidate(candidate, ack=True)
+
+    def _finish_candidate(self, candidate: Candidate, *, ack: bool = False, release: float | None = None) -> None:
+        if ack:
+            self._safely(candidate.ack)
+        elif release is not None:
+            self._safely(candidate.release, release)
+        self.capacity.unreserve()
+
+    def launch(self, candidate: Candidate) -> None:
+        from orch.control_plane.schemas.flow_runs import FlowRunUpdate
+
+        try:
+            run = self.client.read_flow_run(candidate.run_id)
+            deployment = None
+            if run.deployment_id is not None:
+                deployment = self.client.request("GET", f"/deployments/{run.deployment_id}")
+            request = LaunchRequest(
+                flow_run=run,
+                deployment=deployment,
+                env=self._run_env(run),
+                overrides=dict((deployment or {}).get("infra_overrides") or {}),
+            )
+            handle = self.infrastructure.launch(request)
+        except (InfrastructureError, OrchError) as exc:
+            self._crash(candidate.run_id, f"The {self.infra_kind} launcher could not start the run: {exc}")
+            self.capacity.unreserve()
+            return
+        except Exception as exc:
+            self._crash(candidate.run_id, f"The agent failed to launch the run: {type(exc).__name__}: {exc}")
+            self.capacity.unreserve()
+            return
+        self.capacity.started()
+        self.capacity.unreserve()
+        self.active[candidate.run_id] = handle
+        self.launched += 1
+        self._safely(
+            self.client.update_flow_run, candidate.run_id, FlowRunUpdate(infrastructure_pid=handle.ident[:500])
+        )
+        logger.info("launched run %s (%s %s)", candidate.run_id, self.infra_kind, handle.ident)
+
+    def _run_env(self, run: Any) -> dict[str, str]:
+        settings = self.client.settings
+        env = {"ORCH_FLOW_RUN_ID": str(run.id), "ORCH_LOG_TO_CONSOLE": "false"}
+        if settings.api_url:
+            env["ORCH_API_URL"] = settings.api_url
+        if settings.api_key is not None:
+            env["ORCH_API_KEY"] = settings.api_key.get_secret_value()
+        env["ORCH_HOME"] = str(settings.home)
+        return env
+
+    # -- watching ------------------------------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Reap finished infrastructure; kill what was cancelled."""
+        from orch.control_plane.schemas.filters import FlowRunFilter
+
+        if not self.active:
+            return
+        for run_id, handle in list(self.active.items()):
+            status = self._safely(self.infrastructure.poll, handle)
+            if status is None:
+                continue
+            del self.active[run_id]
+            self.capacity.finished()
+            if not status.ok:
+                self._crash(run_id, f"The run's infrastructure stopped: {status.reason}", only_if_unfinished=True)
+        if not self.active:
+            return
+        try:
+            runs = self.client.read_flow_runs(
+                FlowRunFilter.model_validate(
+                    {"flow_runs": {"id": {"any_": [str(i) for i in self.active]}}, "limit": len(self.active)}
+                )
+            )
+        except OrchError:
+            return
+        for run in runs:
+            if run.state_type is not None and run.state_type.value == "CANCELLING" and run.id in self.active:
+                self.cancel(run.id)
+
+    def cancel(self, run_id: uuid.UUID) -> None:
+        from orch.control_plane.schemas.states import StateCreate, StateType
+
+        handle = self.active.pop(run_id, None)
+        if handle is not None:
+            self._safely(self.infrastructure.kill, handle)
+            self.capacity.finished()
+        self._safely(
+            self.client.set_flow_run_state,
+            run_id,
+            StateCreate(type=StateType.CANCELLED, message=f"Cancelled: agent {self.name} stopped its infrastructure."),
+        )
+        logger.info("cancelled run %s", run_id)
+
+    def _crash(self, run_id: uuid.UUID, message: str, *, only_if_unfinished: bool = False) -> None:
+        from orch.control_plane.schemas.states import StateCreate, StateType
+
+        if only_if_unfinished:
+            run = self._safely(self.client.read_flow_run, run_id)
+            if run is None or (run.state_type is not None and run.state_type.value in TERMINAL):
+                return
+        logger.warning("run %s crashed: %s", run_id, message)
+        self._safely(
+            self.client.set_flow_run_state, run_id, StateCreate(type=StateType.CRASHED, message=message[:20_000])
+        )
+
+    def _heartbeat(self, status: str) -> None:
+        self._safely(
+            self.client.request,
+            "POST",
+            "/agents/heartbeat",
+            {
+                "name": self.name,
+                "work_queues": self.queue_names,
+                "infra_type": self.infra_kind,
+                "hostname": socket.gethostname(),
+                "status": status,
+            },
+        )
+
+    @staticmethod
+    def _safely(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:
+            logger.warning("%s failed", getattr(fn, "__name__", fn), exc_info=True)
+            return None

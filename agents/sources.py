@@ -1,0 +1,284 @@
+"""Where an agent's candidate runs come from.
+
+A ``Candidate`` is a run id plus what to do with the message it came in (SQS) once the claim is decided: ``ack``
+(delete: the run is claimed, or someone else's), ``release`` (make it visible again, optionally after a delay: the
+server said WAIT), ``extend`` (keep it hidden while the claim or launch is slow). The database source has no
+messages, so its candidates' methods do nothing.
+
+Each source runs one poller thread per work queue so that a long poll on one queue never delays another; the agent
+takes candidates in queue-priority order from a shared priority queue. Pollers take work only while the agent has
+capacity (``--limit``), so no SQS message is received — and hidden from other agents — unless it can be handled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+logger = logging.getLogger("orch.agents")
+_counter = itertools.count()
+
+
+@dataclasses.dataclass
+class Candidate:
+    run_id: uuid.UUID
+    work_queue: str
+    priority: int
+    ack: Callable[[], None] = lambda: None
+    release: Callable[[float], None] = lambda delay: None
+    extend: Callable[[int], None] = lambda seconds: None
+    received_at: float = dataclasses.field(default_factory=time.monotonic)
+
+
+class Capacity:
+    """How many more runs the agent may take (``None`` = no limit)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._active = 0
+        self._reserved = 0
+        self._cond = threading.Condition()
+
+    def free(self) -> int:
+        with self._cond:
+            if self.limit is None:
+                return 10
+            return max(0, self.limit - self._active - self._reserved)
+
+    def wait_for_room(self, stop: threading.Event, timeout: float = 1.0) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: stop.is_set() or self.free_locked() > 0, timeout=timeout)
+            return 0 if stop.is_set() else self.free_locked()
+
+    def free_locked(self) -> int:
+        if self.limit is None:
+            return 10
+        return max(0, self.limit - self._active - self._reserved)
+
+    def reserve(self, n: int) -> None:
+        with self._cond:
+            self._reserved += n
+
+    def unreserve(self, n: int = 1) -> None:
+        with self._cond:
+            self._reserved = max(0, self._reserved - n)
+            self._cond.notify_all()
+
+    def started(self) -> None:
+        with self._cond:
+            self._active += 1
+
+    def finished(self) -> None:
+        with self._cond:
+            self._active = max(0, self._active - 1)
+            self._cond.notify_all()
+
+    @property
+    def active(self) -> int:
+        with self._cond:
+            return self._active
+
+
+class Source(Protocol):
+    def start(self, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _Pollers:
+    """Thread plumbing shared by the sources."""
+
+    def __init__(self) -> None:
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=self._guard(target), name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _guard(self, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            while not self.stop_event.is_set():
+                try:
+                    target()
+                except Exception:
+                    logger.warning("poller %s failed; retrying in 2 s", threading.current_thread().name, exc_info=True)
+                    self.stop_event.wait(2.0)
+
+        return run
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=25)
+
+
+def put(out: queue.PriorityQueue[tuple[int, int, Candidate]], candidate: Candidate) -> None:
+    out.put((candidate.priority, next(_counter), candidate))
+
+
+class DatabaseSource:
+    """Long-polls ``POST /api/work_queues/{name}/get_runs`` for each queue."""
+
+    def __init__(
+        self, client: Any, queues: dict[str, int], *, wait_seconds: float = 10.0, agent_name: str = ""
+    ) -> None:
+        self.client = client
+        self.queues = queues
+        self.wait_seconds = wait_seconds
+        self.agent_name = agent_name
+        self._pollers = _Pollers()
+        # Runs handed out and not yet decided: do not hand them out twice while the claim is in flight.
+        self._in_flight: set[uuid.UUID] = set()
+        self._lock = threading.Lock()
+
+    def start(self, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity) -> None:
+        for name, priority in self.queues.items():
+            self._pollers.spawn(f"orch-poll-{name}", self._poll_loop(name, priority, out, capacity))
+
+    def _poll_loop(
+        self, name: str, priority: int, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity
+    ) -> Callable[[], None]:
+        def once() -> None:
+            room = capacity.wait_for_room(self._pollers.stop_event)
+            if room <= 0:
+                return
+            answer = self.client.request(
+                "POST",
+                f"/work_queues/{name}/get_runs",
+                json={"limit": min(room, 100), "wait_seconds": self.wait_seconds, "agent_name": self.agent_name},
+            )
+            fresh = []
+            with self._lock:
+                for run in answer.get("runs", []):
+                    run_id = uuid.UUID(run["id"])
+                    if run_id not in self._in_flight:
+                        self._in_flight.add(run_id)
+                        fresh.append(run_id)
+            for run_id in fresh:
+                capacity.reserve(1)
+                put(out, Candidate(run_id, name, priority, ack=self._done(run_id), release=self._later(run_id)))
+            if not fresh:
+                # Nothing new (or only runs already being claimed): do not spin.
+                self._pollers.stop_event.wait(0.05 if answer.get("runs") else 0)
+
+        return once
+
+    def _done(self, run_id: uuid.UUID) -> Callable[[], None]:
+        def ack() -> None:
+            with self._lock:
+                self._in_flight.discard(run_id)
+
+        return ack
+
+    def _later(self, run_id: uuid.UUID) -> Callable[[float], None]:
+        def release(delay: float) -> None:
+            def forget() -> None:
+                with self._lock:
+                    self._in_flight.discard(run_id)
+
+            if delay <= 0:
+                forget()
+            else:
+                timer = threading.Timer(delay, forget)
+                timer.daemon = True
+                timer.start()
+
+        return release
+
+    def stop(self) -> None:
+        self._pollers.stop()
+
+
+class SqsSource:
+    """Long-polls each work queue's SQS queue (``WaitTimeSeconds=20``)."""
+
+    def __init__(self, client: Any, queues: dict[str, tuple[int, str]], *, wait_seconds: int = 20) -> None:
+        import boto3
+
+        self.client = client
+        self.queues = queues  # name -> (priority, queue URL)
+        self.wait_seconds = wait_seconds
+        self.sqs = boto3.client("sqs")
+        self._pollers = _Pollers()
+
+    def start(self, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity) -> None:
+        for name, (priority, url) in self.queues.items():
+            self._pollers.spawn(f"orch-sqs-{name}", self._poll_loop(name, priority, url, out, capacity))
+
+    def _poll_loop(
+        self,
+        name: str,
+        priority: int,
+        url: str,
+        out: queue.PriorityQueue[tuple[int, int, Candidate]],
+        capacity: Capacity,
+    ) -> Callable[[], None]:
+        import json
+
+        def once() -> None:
+            room = capacity.wait_for_room(self._pollers.stop_event)
+            if room <= 0:
+                return
+            capacity.reserve(min(room, 10))
+            try:
+                got = self.sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(room, 10),
+                    WaitTimeSeconds=self.wait_seconds,
+                    AttributeNames=["ApproximateReceiveCount"],
+                )
+            finally:
+                capacity.unreserve(min(room, 10))
+            for message in got.get("Messages", []):
+                receipt = message["ReceiptHandle"]
+                try:
+                    run_id = uuid.UUID(json.loads(message["Body"])["flow_run_id"])
+                except (ValueError, KeyError, TypeError):
+                    # A poison message: leave it; after maxReceiveCount receives SQS moves it to the DLQ.
+                    logger.error(
+                        "unreadable message on %s left for the dead-letter queue: %.200s", name, message["Body"]
+                    )
+                    continue
+                capacity.reserve(1)
+                put(
+                    out,
+                    Candidate(
+                        run_id,
+                        name,
+                        priority,
+                        ack=self._ack(url, receipt),
+                        release=self._release(url, receipt),
+                        extend=self._extend(url, receipt),
+                    ),
+                )
+
+        return once
+
+    def _ack(self, url: str, receipt: str) -> Callable[[], None]:
+        return lambda: self.sqs.delete_message(QueueUrl=url, ReceiptHandle=receipt)
+
+    def _release(self, url: str, receipt: str) -> Callable[[float], None]:
+        def release(delay: float) -> None:
+            self.sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=max(0, min(43_200, int(delay)))
+            )
+
+        return release
+
+    def _extend(self, url: str, receipt: str) -> Callable[[int], None]:
+        def extend(seconds: int) -> None:
+            self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=seconds)
+
+        return extend
+
+    def stop(self) -> None:
+        self._pollers.stop()
