@@ -53,11 +53,17 @@ def stack_name(config: StackConfig) -> str:
     return STACK_NAME if config.prefix == "orch" else f"{STACK_NAME}-{config.prefix}"
 
 
-def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> Built:
-    """Build (not synthesize) the app; raises ConfigError or AssetError on bad input."""
+def build_app(
+    context: Mapping[str, Any] | None = None, outdir: str | None = None, *, asset: LambdaAsset | None = None
+) -> Built:
+    """Build (not synthesize) the app; raises ConfigError or AssetError on bad input.
+
+    `asset` bypasses the lookup of the `orch build lambda` package; tests pass a folder of their own.
+    """
     app = cdk.App(context=dict(context or {}), outdir=outdir)
     config = StackConfig.from_context(app.node.try_get_context)
-    asset = resolve_lambda_asset(app.node.try_get_context("lambda_asset"), REPO_ROOT)
+    if asset is None:
+        asset = resolve_lambda_asset(app.node.try_get_context("lambda_asset"), REPO_ROOT)
     stack = OrchControlPlaneStack(app, stack_name(config), config=config, code=lambda_.Code.from_asset(str(asset.path)))
     if not asset.built:
         cdk.Annotations.of(stack).add_error(NOT_BUILT_MESSAGE)

@@ -19,9 +19,16 @@ from pathlib import Path
 __all__ = ["DEFAULT_ZIP", "AssetError", "LambdaAsset", "resolve_lambda_asset"]
 
 DEFAULT_ZIP = Path("dist") / "orch-lambda.zip"
-_HANDLER_NAMES = (
-    "orch/control_plane/lambda_handlers.py",
-    "orch/control_plane/lambda_handlers/__init__.py",
+# The handler module as source, as a package, or sourceless (compileall -b puts the .pyc where the .py was;
+# a copy under __pycache__ alone is not importable).
+_HANDLER_NAMES = frozenset(
+    f"orch/control_plane/{name}"
+    for name in (
+        "lambda_handlers.py",
+        "lambda_handlers/__init__.py",
+        "lambda_handlers.pyc",
+        "lambda_handlers/__init__.pyc",
+    )
 )
 _NOT_BUILT_TEXT = (
     "This is not orch's Lambda code. No package from `orch build lambda` was found when this stack was\n"
@@ -43,10 +50,7 @@ class LambdaAsset:
 
 
 def _has_handler(names: set[str]) -> bool:
-    if any(name in names for name in _HANDLER_NAMES):
-        return True
-    # A package compiled to .pyc only (sourceless) keeps the module as lambda_handlers.pyc.
-    return any(n.startswith("orch/control_plane/") and n.endswith("lambda_handlers.pyc") for n in names)
+    return not _HANDLER_NAMES.isdisjoint(names)
 
 
 def _check_package(path: Path) -> None:

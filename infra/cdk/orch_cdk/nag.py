@@ -148,6 +148,13 @@ def add_suppressions(stack: OrchControlPlaneStack) -> None:
                     "Aurora option or change multi_az for a standby.",
                 )
             )
+            entries.append(
+                (
+                    "AwsSolutions-RDS11",
+                    "The default port 5432 is reachable only from the orch security groups in isolated "
+                    "subnets; another port would hide nothing from a client that is already inside them.",
+                )
+            )
         entries.append(
             (
                 # The generated credentials secret is a child of the cluster / instance construct.

@@ -61,7 +61,8 @@ class OrchControlPlaneStack(Stack):
         self, scope: Construct, construct_id: str, *, config: StackConfig, code: lambda_.Code, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, description="orch control plane (serverless)", **kwargs)
-        Tags.of(self).add("orch:stack", config.prefix)
+        # DBProxyTargetGroup has no Tags property in CloudFormation although CDK treats it as taggable.
+        Tags.of(self).add("orch:stack", config.prefix, exclude_resource_types=["AWS::RDS::DBProxyTargetGroup"])
         retention = _retention(config.log_retention_days)
 
         network = Network(self, "Network", config=config)
