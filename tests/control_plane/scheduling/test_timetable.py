@@ -18,6 +18,8 @@ from pydantic import TypeAdapter, ValidationError
 from orch.control_plane.scheduling.timetable import describe, is_elapsed_time, next_times
 from orch.control_plane.schemas.schedules import CronSchedule, ScheduleSpec, cron_text
 
+from ._strategies import CRONS, DST_WEEKS, ZONES
+
 pytestmark = pytest.mark.unit
 
 SPEC: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
@@ -365,30 +367,6 @@ def test_describe(schedule: dict[str, Any], words: str) -> None:
 
 # -- properties --
 
-_ZONES = ["UTC", NY, "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "America/Sao_Paulo", "Pacific/Chatham"]
-
-
-def _field(low: int, high: int, names: list[str] | None = None) -> st.SearchStrategy[str]:
-    number = st.integers(low, high)
-    single = number.map(str) if not names else st.one_of(number.map(str), st.sampled_from(names))
-    ordered_pair = st.tuples(number, number).map(sorted)
-    return st.one_of(
-        st.just("*"),
-        st.integers(1, high - low + 1).map(lambda k: f"*/{k}"),
-        single,
-        ordered_pair.map(lambda p: f"{p[0]}-{p[1]}"),
-        st.tuples(ordered_pair, st.integers(1, 12)).map(lambda t: f"{t[0][0]}-{t[0][1]}/{t[1]}"),
-        st.lists(number, min_size=2, max_size=4, unique=True).map(lambda xs: ",".join(map(str, xs))),
-    )
-
-
-CRONS = st.tuples(
-    _field(0, 59),
-    _field(0, 23),
-    _field(1, 31),
-    _field(1, 12, ["jan", "feb", "MAR", "jul", "dec"]),
-    _field(0, 7, ["sun", "MON", "fri", "sat"]),
-).map(" ".join)
 AFTER = st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2035, 12, 31), timezones=st.just(UTC))
 
 
@@ -404,8 +382,8 @@ def _is_transition(instant: dt.datetime, zone: dt.tzinfo) -> bool:
     return instant.astimezone(zone).utcoffset() != (instant - dt.timedelta(seconds=1)).astimezone(zone).utcoffset()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(CRONS, st.sampled_from(_ZONES), st.booleans(), AFTER, st.integers(1, 25))
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(CRONS, st.sampled_from(ZONES), st.booleans(), AFTER, st.integers(1, 25))
 def test_cron_runs_increase_and_match_the_cron_in_local_time(
     cron: str, zone_name: str, day_or: bool, after: dt.datetime, n: int
 ) -> None:
@@ -449,17 +427,7 @@ def _croniter_matcher(expression: str, *, day_or: bool) -> Callable[[dt.datetime
     return matches
 
 
-DST_WEEKS = [
-    dt.datetime(2026, 3, 7, 12, tzinfo=UTC),  # New York spring forward
-    dt.datetime(2026, 10, 31, 12, tzinfo=UTC),  # New York fall back
-    dt.datetime(2026, 3, 28, 12, tzinfo=UTC),  # London spring forward
-    dt.datetime(2026, 10, 24, 12, tzinfo=UTC),  # London fall back
-    dt.datetime(2026, 4, 4, 2, tzinfo=UTC),  # Lord Howe: 30-minute fall back
-    dt.datetime(2026, 10, 3, 2, tzinfo=UTC),  # Lord Howe: 30-minute spring forward
-]
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(CRONS, st.sampled_from([NY, "Europe/London", "Australia/Lord_Howe"]), st.booleans(), st.sampled_from(DST_WEEKS))
 def test_cron_runs_miss_nothing_around_dst_changes(cron: str, zone_name: str, day_or: bool, after: dt.datetime) -> None:
     """Minute by minute in real time over two days around DST changes: every instant whose local time matches the
