@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from orch.control_plane.db import orm
@@ -119,7 +120,7 @@ def keyset_condition(
 
 def tags_contain_all(session: Session, column: Any, tags: list[str]) -> sa.ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        return column.contains(tags)
+        return sa.type_coerce(column, JSONB).contains(tags)
     conds = []
     for tag in tags:
         each = sa.func.json_each(column).table_valued("value")
@@ -129,6 +130,6 @@ def tags_contain_all(session: Session, column: Any, tags: list[str]) -> sa.Colum
 
 def tags_contain_any(session: Session, column: Any, tags: list[str]) -> sa.ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        return sa.or_(*[column.contains([t]) for t in tags])
+        return sa.or_(*[sa.type_coerce(column, JSONB).contains([t]) for t in tags])
     each = sa.func.json_each(column).table_valued("value")
     return sa.exists(sa.select(1).select_from(each).where(each.c.value.in_(tags)))

@@ -16,20 +16,26 @@ from orch.control_plane.schemas.flows import FlowCreate, FlowUpdate
 
 
 def create(session: Session, data: FlowCreate) -> orm.Flow:
-    """Get-or-create by name (safe under concurrent creation of the same name)."""
+    """Get-or-create by name."""
+    return get_or_create(session, data)[0]
+
+
+def get_or_create(session: Session, data: FlowCreate) -> tuple[orm.Flow, bool]:
+    """Get-or-create by name: ``(flow, created)``. Safe when several clients create the same name at once: one
+    creates it, the others get it back with ``created=False``."""
     existing = read_by_name(session, data.name)
     if existing is not None:
-        return existing
+        return existing, False
     try:
         with session.begin_nested():
             flow = orm.Flow(name=data.name, tags=list(data.tags))
             session.add(flow)
             session.flush()
-        return flow
+        return flow, True
     except IntegrityError:
         found = read_by_name(session, data.name)
         assert found is not None
-        return found
+        return found, False
 
 
 def read(session: Session, flow_id: uuid.UUID) -> orm.Flow | None:

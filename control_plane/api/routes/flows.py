@@ -20,9 +20,8 @@ router = APIRouter(prefix="/flows", tags=["flows"])
 @router.post("/", dependencies=[requires(Scope.AGENT)])
 def create_flow(data: FlowCreate, response: Response, db: Database = Depends(get_db)) -> Flow:
     with db.session() as session:
-        existing = model.read_by_name(session, data.name)
-        flow = existing or model.create(session, data)
-        response.status_code = status.HTTP_200_OK if existing else status.HTTP_201_CREATED
+        flow, created = model.get_or_create(session, data)
+        response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Flow.model_validate(flow)
 
 
