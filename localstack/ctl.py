@@ -36,7 +36,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -159,9 +159,12 @@ def venv_is_current(venv: Path = DEFAULT_VENV) -> bool:
     return version is not None and stamp.read_text().strip() == requirements_stamp(version)
 
 
-def _run_pip(python: Path, log_path: Path) -> None:
+def _run_pip(python: Path, log_path: Path, network_timeout: int | None) -> None:
     """pip install -r requirements.txt, full output to a log file, a progress line every 25 packages."""
     cmd = [str(python), "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check"]
+    if network_timeout is not None:
+        # fail within about a minute without a registry instead of pip's long retry schedule
+        cmd += ["--timeout", str(network_timeout), "--retries", "1"]
     cmd += ["-r", str(REQUIREMENTS)]
     started = time.monotonic()
     collected = 0
@@ -187,8 +190,11 @@ def _run_pip(python: Path, log_path: Path) -> None:
         raise CtlError(f"pip install failed: {reason} (full log: {log_path})")
 
 
-def setup(venv: Path = DEFAULT_VENV, state_dir: Path = DEFAULT_STATE_DIR) -> Path:
-    """Create or refresh LocalStack's venv; a no-op (well under a second) when its stamp is current."""
+def setup(venv: Path = DEFAULT_VENV, state_dir: Path = DEFAULT_STATE_DIR, network_timeout: int | None = None) -> Path:
+    """Create or refresh LocalStack's venv; a no-op (well under a second) when its stamp is current.
+
+    network_timeout (seconds) makes pip give up quickly when the package registry cannot be reached.
+    """
     if venv_is_current(venv):
         log(f"venv up to date: {venv}")
         return venv_python(venv)
@@ -208,9 +214,9 @@ def setup(venv: Path = DEFAULT_VENV, state_dir: Path = DEFAULT_STATE_DIR) -> Pat
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise CtlError(f"creating the venv with {python} failed: {last}")
     state_dir.mkdir(parents=True, exist_ok=True)
-    log(f"installing {REQUIREMENTS.name} (about 2 minutes and 500 MB the first time)")
+    log(f"installing {REQUIREMENTS.name} (1.5-4.5 minutes and 500 MB the first time)")
     (venv / STAMP_NAME).unlink(missing_ok=True)
-    _run_pip(venv_python(venv), state_dir / "setup.log")
+    _run_pip(venv_python(venv), state_dir / "setup.log", network_timeout)
     (venv / STAMP_NAME).write_text(requirements_stamp(version) + "\n")
     log(f"venv ready in {time.monotonic() - started:.1f} s")
     return venv_python(venv)
@@ -328,15 +334,36 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that has Linux send the child SIGTERM when the process that started it dies (else None).
+
+    For test sessions: a pytest run that is killed (CI timeout) must not leave a 300 MB emulator behind.
+    prctl is looked up here, before the fork: importing in the forked child of a threaded process can deadlock.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, sigterm)
+
+    return preexec
+
+
 def start(
     port: int = DEFAULT_PORT,
     state_dir: Path = DEFAULT_STATE_DIR,
     venv: Path = DEFAULT_VENV,
     timeout: float = 90.0,
+    tied_to_caller: bool = False,
 ) -> Instance:
     """Start LocalStack in the background and wait for its health check; return the running instance.
 
-    Idempotent: when the instance recorded in state_dir still runs, it is returned as it is.
+    Idempotent: when the instance recorded in state_dir still runs, it is returned as it is. The command line
+    leaves it running after it exits; with tied_to_caller (the test fixture) it stops when the caller dies.
     """
     running = read_instance(state_dir)
     if running is not None:
@@ -364,6 +391,7 @@ def start(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent() if tied_to_caller else None,
         )
     (state_dir / PID_NAME).write_text(f"{proc.pid}\n")
     deadline = started + timeout

@@ -182,6 +182,8 @@ def _start_moto(log_path: Path, attempts: int = 3, timeout: float = 20.0) -> Mot
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
+                # a killed test session must not leave the server behind
+                preexec_fn=load_ctl().die_with_parent(),
             )
         deadline = started + timeout
         while process.poll() is None and time.monotonic() < deadline:
@@ -246,13 +248,13 @@ def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackS
         with pytest.MonkeyPatch.context() as patch:
             if "ORCH_LOCALSTACK_PYTHON" in _HARNESS_ENV:
                 patch.setenv("ORCH_LOCALSTACK_PYTHON", _HARNESS_ENV["ORCH_LOCALSTACK_PYTHON"])
-            ctl.setup()
+            ctl.setup(network_timeout=20)
     except ctl.CtlError as error:
         _unavailable(str(error))
     _timings["LocalStack venv check/setup"] = round(time.monotonic() - started, 2)
 
     state_dir = tmp_path_factory.mktemp("localstack")
-    instance = ctl.start(port=free_port(), state_dir=state_dir)
+    instance = ctl.start(port=free_port(), state_dir=state_dir, tied_to_caller=True)
     _timings["LocalStack start"] = instance.start_seconds
     try:
         started = time.monotonic()
