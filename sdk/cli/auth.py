@@ -9,6 +9,7 @@ id (``orch_3f9c1a7b2d4e``).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import typer
@@ -27,7 +28,9 @@ def _whoami(client: Any) -> Any:
 
 @app.command("login")
 def login(
-    key: str = typer.Option(None, "--key", help="The API key (orch_...). Omit it to be prompted."),
+    key: str = typer.Option(
+        None, "--key", help="The API key (orch_...). Omit it to be prompted (or to read it from standard input)."
+    ),
     url: str = typer.Option(None, "--url", help="The server's URL (default: ORCH_API_URL or the profile's)."),
 ) -> None:
     """Check an API key against a server, then save the URL and key in the active profile."""
@@ -43,7 +46,8 @@ def login(
         if url is None:
             fail("No server URL: pass --url https://... (or set ORCH_API_URL).")
     if key is None:
-        key = typer.prompt("API key", hide_input=True)
+        # Prompted (hidden) on a terminal; piped in otherwise (`orch auth login --url URL < keyfile`).
+        key = typer.prompt("API key", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
     key = key.strip()
     parsed = parse_key(key)
     if parsed is None:
