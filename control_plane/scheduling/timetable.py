@@ -192,11 +192,31 @@ def _resolve_days(
     """
     last = after
     for walls in days:
-        instants = sorted({when for wall in walls for when in resolve_wall_time(wall, zone, elapsed=elapsed)})
+        if not walls:
+            continue
+        offset = _steady_offset(walls[0], walls[-1], zone)
+        if offset is not None:  # the usual day: no transition between its first and last time
+            instants = [(wall - offset).replace(tzinfo=UTC) for wall in walls]
+        else:
+            instants = sorted({when for wall in walls for when in resolve_wall_time(wall, zone, elapsed=elapsed)})
         for when in instants:
             if when > last:
                 last = when
                 yield when
+
+
+def _steady_offset(first: dt.datetime, last: dt.datetime, zone: dt.tzinfo) -> dt.timedelta | None:
+    """The zone's UTC offset when it is the same, unambiguously, at both wall-clock times (else None).
+
+    Zones change offset at most once a day, so equal offsets at both ends mean none in between.
+    """
+    offsets = {
+        first.replace(tzinfo=zone).utcoffset(),
+        first.replace(tzinfo=zone, fold=1).utcoffset(),
+        last.replace(tzinfo=zone).utcoffset(),
+        last.replace(tzinfo=zone, fold=1).utcoffset(),
+    }
+    return offsets.pop() if len(offsets) == 1 else None
 
 
 def _local_day(instant: dt.datetime, zone: dt.tzinfo) -> dt.date:

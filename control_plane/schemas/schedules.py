@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 import uuid
 import zoneinfo
@@ -85,6 +86,11 @@ def _validate_timezone(name: str) -> str:
     return name
 
 
+def _timezone_or_utc(value: Any) -> Any:
+    # Prefect clients send "timezone": null for "UTC".
+    return "UTC" if value is None else _validate_timezone(value) if isinstance(value, str) else value
+
+
 Timezone = Annotated[str, Field(description="IANA time zone name, e.g. 'UTC' or 'America/New_York'.")]
 
 
@@ -97,10 +103,15 @@ def cron_text(expression: str) -> str:
 def cron_fields(expression: str) -> tuple[list[int] | None, ...]:
     """Expand a validated 5-field cron (or macro) to its value sets; ``None`` stands for ``*`` (every value).
 
-    Day of week is numbered 0-6 with 0 = Sunday (7 is folded into 0). Raises ``ValueError`` with a message
-    naming the offending field; this is the one cron parser orch uses, so validation and evaluation cannot
-    disagree.
+    Day of week is numbered 0-6 with 0 = Sunday (7 is folded into 0). Raises ``ValueError`` with a message naming
+    the offending field; this is the one cron parser orch uses, so validation and evaluation cannot disagree.
     """
+    return tuple(None if values is None else list(values) for values in _expand_cron(expression))
+
+
+@functools.lru_cache(maxsize=1024)
+def _expand_cron(expression: str) -> tuple[tuple[int, ...] | None, ...]:
+    # Cached: the scheduler evaluates the same few expressions on every tick.
     from croniter import CroniterError, croniter  # imported here: schema modules stay cheap to import
 
     fields = cron_text(expression).split()
@@ -126,12 +137,12 @@ def cron_fields(expression: str) -> tuple[list[int] | None, ...]:
                 f"cron field '{name}' ({fields[index]!r}) is invalid: allowed values are {allowed}"
             ) from None
     expanded, _ = croniter.expand(" ".join(fields))
-    result: list[list[int] | None] = []
+    result: list[tuple[int, ...] | None] = []
     for values in expanded:
         if values == ["*"]:
             result.append(None)
         else:
-            result.append(sorted({int(v) % 7 if len(result) == 4 else int(v) for v in values}))
+            result.append(tuple(sorted({int(v) % 7 if len(result) == 4 else int(v) for v in values})))
     return tuple(result)
 
 
@@ -173,10 +184,10 @@ class CronSchedule(OrchModel):
             )
         return self
 
-    @field_validator("timezone")
+    @field_validator("timezone", mode="before")
     @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        return _validate_timezone(value)
+    def _check_timezone(cls, value: Any) -> Any:
+        return _timezone_or_utc(value)
 
 
 _TIMEDELTA = TypeAdapter(dt.timedelta)
@@ -193,6 +204,17 @@ class IntervalSchedule(OrchModel):
     interval: float = Field(description="Seconds between runs (> 0); a timedelta or ISO 8601 duration is accepted.")
     anchor_date: dt.datetime | None = None
     timezone: Timezone = "UTC"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timezone_from_anchor(cls, data: Any) -> Any:
+        # As in Prefect: without a timezone, an anchor carrying a named zone (a ZoneInfo) supplies it.
+        if isinstance(data, dict) and data.get("timezone") is None:
+            anchor = data.get("anchor_date")
+            zone_name = getattr(getattr(anchor, "tzinfo", None), "key", None)
+            if isinstance(zone_name, str):
+                return {**data, "timezone": zone_name}
+        return data
 
     @field_validator("interval", mode="before")
     @classmethod
@@ -221,10 +243,10 @@ class IntervalSchedule(OrchModel):
             raise ValueError(f"interval must be at least one microsecond, got {value:g} seconds")
         return value
 
-    @field_validator("timezone")
+    @field_validator("timezone", mode="before")
     @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        return _validate_timezone(value)
+    def _check_timezone(cls, value: Any) -> Any:
+        return _timezone_or_utc(value)
 
     @field_serializer("interval")
     def _serialize_interval(self, value: float) -> float | int:
@@ -253,10 +275,10 @@ class RRuleSchedule(OrchModel):
     rrule: str = Field(examples=["FREQ=WEEKLY;BYDAY=MO;BYHOUR=9", "FREQ=MONTHLY;BYMONTHDAY=1"])
     timezone: Timezone = "UTC"
 
-    @field_validator("timezone")
+    @field_validator("timezone", mode="before")
     @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        return _validate_timezone(value)
+    def _check_timezone(cls, value: Any) -> Any:
+        return _timezone_or_utc(value)
 
     @model_validator(mode="after")
     def _check_rrule(self) -> RRuleSchedule:

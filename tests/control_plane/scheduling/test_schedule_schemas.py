@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+import zoneinfo
 from typing import Any
 
 import pytest
@@ -78,6 +79,19 @@ def test_rrule_dtstart_zone_becomes_the_timezone() -> None:
         {"rrule": "DTSTART;TZID=Europe/Paris:20260101T090000\nRRULE:FREQ=DAILY", "timezone": "Europe/Paris"}
     )
     assert same.timezone == "Europe/Paris"
+
+
+def test_prefect_shapes_are_accepted() -> None:
+    # Prefect clients send null time zones, and intervals whose anchor names the zone.
+    assert SPEC.validate_python({"cron": "0 9 * * *", "timezone": None, "day_or": True}).timezone == "UTC"
+    assert SPEC.validate_python({"rrule": "FREQ=DAILY", "timezone": None}).timezone == "UTC"
+    paris = dt.datetime(2026, 1, 1, 9, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+    interval = SPEC.validate_python({"interval": 86400.0, "anchor_date": paris, "timezone": None})
+    assert interval.timezone == "Europe/Paris"
+    assert SPEC.validate_python({"interval": 60, "anchor_date": paris}).timezone == "Europe/Paris"
+    assert SPEC.validate_python({"interval": 60, "anchor_date": paris, "timezone": "UTC"}).timezone == "UTC"
+    fixed_offset = SPEC.validate_python({"interval": 60, "anchor_date": "2026-01-01T09:00:00+01:00"})
+    assert fixed_offset.timezone == "UTC"
 
 
 def test_deployment_schedule_schemas() -> None:
