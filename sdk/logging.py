@@ -130,14 +130,14 @@ class ConsoleFormatter(logging.Formatter):
         return text
 
 
-class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _ConsoleHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (test runners and notebooks replace it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setFormatter(ConsoleFormatter())
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -23,6 +23,9 @@ from orch._callables import Binder
 from orch.cache_policies import DEFAULT, NO_CACHE, CacheKeyFnPolicy, CachePolicy
 from orch.context import flow_run_var
 from orch.serializers import get_serializer
+from orch.states import StateType
+
+_COMPLETED = StateType.COMPLETED
 
 if TYPE_CHECKING:
     from orch.futures import OrchFuture
@@ -235,17 +238,15 @@ class Task(Generic[P, R]):
         wait_for = kwargs.pop("wait_for", None) if "wait_for" in kwargs else None
         params = self.binder.bind(args, kwargs)
         flow_ctx = flow_run_var.get()
-        from orch._engine import task_engine
-
         if self.is_async:
             coro = self._call_async(params, flow_ctx, wait_for, return_state)
             if _loop_running():
                 return coro
             return asyncio.run(coro)
-        state = task_engine.run_task(self, params, flow_ctx, wait_for)
+        state = _engine().run_task(self, params, flow_ctx, wait_for)
         if return_state:
             return state
-        if state.type is task_engine._COMPLETED:
+        if state.type is _COMPLETED:
             return state._result
         return state.result()
 
@@ -290,6 +291,19 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"
+
+
+_task_engine: Any = None
+
+
+def _engine() -> Any:
+    """The task engine module, imported on the first task call (keeps ``import orch`` light)."""
+    global _task_engine
+    if _task_engine is None:
+        from orch._engine import task_engine
+
+        _task_engine = task_engine
+    return _task_engine
 
 
 def _unwrap(value: Any) -> Any:

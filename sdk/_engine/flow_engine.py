@@ -1,7 +1,7 @@
 """The flow engine: runs one flow run, proposing each of its states to the control plane and obeying the answer.
 
-Flow runs are server-orchestrated. The engine creates the run (``Pending``, with ``empirical_policy`` carrying the
-flow's retries), proposes ``Running``, runs the body, and proposes the final state. Each answer is obeyed:
+Flow runs are server-orchestrated. The engine creates the run (already ``Running``, with ``empirical_policy`` carrying
+the flow's retries), runs the body, and proposes the final state. Each answer is obeyed:
 
 * ACCEPT — go on;
 * REJECT with a state — take that state. The common case is the server turning ``Failed`` (retries left) into
@@ -174,7 +174,9 @@ class FlowRunEngine:
 
     # -- the control plane ---------------------------------------------------------------------------------------
 
-    def create(self) -> None:
+    def create(self) -> State:
+        """Create the flow run, already ``Running``: a run started in this process has nothing to wait for or
+        claim (``Pending`` is the state an agent's claim puts a deployed run in), and it saves a round trip."""
         from orch.control_plane.schemas.flow_runs import FlowRunCreate, RunPolicy
         from orch.control_plane.schemas.states import StateCreate
         from orch.control_plane.schemas.states import StateType as ApiStateType
@@ -206,11 +208,13 @@ class FlowRunEngine:
             name=self.name,
             parameters=jsonable(self.params),
             tags=self.tags,
-            state=StateCreate(type=ApiStateType.PENDING),
+            state=StateCreate(type=ApiStateType.RUNNING),
             parent_task_run_id=parent_task_run_id,
             empirical_policy=RunPolicy(retries=self.flow.retries, retry_delay=self.flow.retry_delay_seconds),
         )
         self.flow_run = _api(self.client.create_flow_run, run)
+        state = getattr(self.flow_run, "state", None)
+        return State.from_api(state) if state is not None else State(StateType.RUNNING)
 
     def propose_once(self, state: State) -> tuple[State | None, float]:
         """Propose ``state``: ``(resulting state, 0)``, or ``(None, delay)`` when the server says WAIT."""
@@ -356,8 +360,11 @@ class FlowRunEngine:
             details = {"child_flow_run_id": str(self.flow_run_id)}
             mirror = State(final.type, final.name, final.message, data=final.data, details=details)
             self.recorder.task_run(self.parent_task, [mirror])
-        else:
-            self.recorder.flush()
+        elif not self.recorder.flush(timeout=300):
+            logger.warning(
+                "orch: %d task-run records and log lines are not on the control plane yet; they will be retried.",
+                getattr(self.recorder, "pending", 0),
+            )
 
     def crash(self, exc: BaseException) -> State:
         from orch.states import Crashed
@@ -438,8 +445,7 @@ def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     """Run a sync flow to its final state; return its result (or the state)."""
     params = _prepare(flow, args, kwargs)
     engine = FlowRunEngine(flow, params)
-    engine.create()
-    state = engine.propose(State(StateType.RUNNING))
+    state = engine.create()
     heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
         while state.type is StateType.RUNNING:
@@ -476,8 +482,7 @@ async def run_flow_async(
     """Run an async flow to its final state; return its result (or the state)."""
     params = _prepare(flow, args, kwargs)
     engine = FlowRunEngine(flow, params)
-    engine.create()
-    state = await engine.propose_async(State(StateType.RUNNING))
+    state = engine.create()
     heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
         while state.type is StateType.RUNNING:

@@ -192,7 +192,14 @@ class Recorder:
         """Flush, then report what could not be delivered (called at interpreter exit)."""
         if self._thread is None:
             return
-        if not self.flush(timeout):
+        # Keep waiting while the control plane makes progress; give up after `timeout` seconds without any.
+        before = self.pending
+        while not self.flush(timeout):
+            now = self.pending
+            if now == 0 or now >= before:
+                break
+            before = now
+        if self.pending:
             lost = self.pending
             if lost:
                 logger.warning(
@@ -207,11 +214,18 @@ class Recorder:
         while True:
             self._wake.wait(max(self.interval, backoff))
             self._wake.clear()
-            events = self._drain()
-            ok = self._send()
+            events: list[threading.Event] = []
+            try:
+                events = self._drain()
+                ok = self._send()
+            except Exception:
+                # Never let the sender die: a flush would wait for it forever.
+                logger.exception("orch: the recorder failed to process records; retrying.")
+                ok = False
+            finally:
+                for event in events:
+                    event.set()
             backoff = 0.0 if ok else min(self.max_backoff, max(0.5, backoff * 2))
-            for event in events:
-                event.set()
 
     def _drain(self) -> list[threading.Event]:
         events: list[threading.Event] = []
@@ -351,6 +365,9 @@ def set_recorder(recorder: Recorder | None) -> Recorder | None:
 
 _getrandbits = random.getrandbits
 _UUID = uuid.UUID
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
 _V4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _V4_SET = (0x8000 << 48) | (0x4000 << 64)
 
@@ -362,4 +379,8 @@ def fast_uuid4() -> uuid.UUID:
     can cost milliseconds per task run. Run ids need uniqueness, not unpredictability, and ``random`` is seeded
     from the OS (and reseeded in forked children).
     """
-    return _UUID(int=(_getrandbits(128) & _V4_CLEAR) | _V4_SET)
+    # UUID(int=...) re-checks the range and version we set here by construction; build the object directly.
+    value = _new(_UUID)
+    _set(value, "int", (_getrandbits(128) & _V4_CLEAR) | _V4_SET)
+    _set(value, "is_safe", _UNKNOWN)
+    return value

@@ -421,7 +421,7 @@ def task_payload(
 
     # The context travels without this process's recorder, runner and locks; the worker records into a collector.
     worker_ctx = flow_ctx.for_worker(CollectingRecorder()) if flow_ctx is not None else None
-    return cloudpickle.dumps((task, params, worker_ctx, task_run_id, dynamic_key))  # type: ignore[no-any-return]
+    return cloudpickle.dumps((task, params, worker_ctx, task_run_id, dynamic_key))
 
 
 def unpack_worker_answer(answer: bytes, flow_ctx: FlowRunContext | None) -> State:

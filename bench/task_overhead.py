@@ -1,0 +1,215 @@
+"""Per-task overhead of orch (and of Prefect 3, when it happens to be importable), printed as JSON.
+
+For N trivial tasks (N = 100, 1,000, 10,000) run inside one flow, the overhead per task is::
+
+    (time of the flow calling the @task-decorated function N times - time of the same flow calling the plain
+     function N times) / N
+
+measured from the call of the flow until every task-run record is on the control plane (the recorder's final
+flush is included), as wall time and as CPU time of the whole process (SDK, recorder thread and, in embedded mode,
+the in-process control plane); on a shared, loaded machine the CPU time is the stable number. The SDK's own hot path
+(records collected in memory, no control plane) is reported separately. Both ways of running a task are
+measured: called directly, and ``.submit()`` (then waited for). Also measured: an empty flow run (warm, median of 20) and ``python -X importtime -c "import orch"``.
+
+Embedded mode (the default) runs in a throwaway ``ORCH_HOME``; ``--api-url URL`` measures against a running server
+too (``orch server start``). Each mode runs in its own child process so the two never share caches::
+
+    python bench/task_overhead.py [--api-url http://127.0.0.1:4200] [--sizes 100 1000 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+def _import_time(module: str) -> float | None:
+    """Total microseconds of ``import module`` from ``-X importtime`` (the last line is the module itself)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        return None
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    match = re.match(r"import time:\s+\d+\s+\|\s+(\d+)\s+\|", lines[-1])
+    return int(match.group(1)) / 1000 if match else None
+
+
+def _measure_orch(sizes: list[int]) -> dict[str, Any]:
+    from orch import flow, task
+    from orch._engine.recorder import get_recorder
+
+    tinc = task(inc)
+    results: dict[str, Any] = {}
+
+    def timed(fn: Any) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of the whole process: SDK, recorder thread and embedded server)."""
+        start, cpu = time.perf_counter(), time.process_time()
+        fn()
+        get_recorder().flush(timeout=None)
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    def per_task(run: tuple[float, float], base: tuple[float, float], n: int) -> dict[str, float]:
+        return {
+            "wall_us_per_task": round((run[0] - base[0]) / n * 1e6, 1),
+            "cpu_us_per_task": round((run[1] - base[1]) / n * 1e6, 1),
+        }
+
+    @flow
+    def empty() -> None:
+        pass
+
+    for n in sizes:
+
+        @flow(name=f"plain-{n}")
+        def plain() -> None:
+            for i in range(n):  # noqa: B023 - n is the loop's current size on purpose
+                inc(i)
+
+        @flow(name=f"direct-{n}")
+        def direct() -> None:
+            for i in range(n):  # noqa: B023
+                tinc(i)
+
+        @flow(name=f"submit-{n}")
+        def submitted() -> None:
+            futures = [tinc.submit(i) for i in range(n)]  # noqa: B023
+            for future in futures:
+                future.wait()
+
+        plain()  # warm up: flow registered, code paths imported
+        base = timed(plain)
+        results[str(n)] = {"direct": per_task(timed(direct), base, n), "submit": per_task(timed(submitted), base, n)}
+    empty()
+    walls, cpus = [], []
+    for _ in range(20):
+        wall, cpu = timed(empty)
+        walls.append(wall)
+        cpus.append(cpu)
+    results["empty_flow_run_ms"] = {
+        "wall_median": round(statistics.median(walls) * 1000, 2),
+        "cpu_median": round(statistics.median(cpus) * 1000, 2),
+    }
+    results["sdk_hot_path_us_per_task"] = _hot_path()
+    return results
+
+
+def _hot_path(n: int = 20_000) -> float:
+    """CPU per direct task call in the SDK alone: records go to an in-memory collector, no control plane."""
+    import uuid
+
+    from orch import task
+    from orch._engine.recorder import CollectingRecorder
+    from orch.context import FlowRunContext, flow_run_var
+    from orch.results import ResultOptions
+
+    tinc = task(inc)
+    token = flow_run_var.set(FlowRunContext(uuid.uuid4(), "bench", "bench", {}, CollectingRecorder(), ResultOptions()))
+    try:
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            for i in range(n):
+                tinc(i)
+            decorated = time.process_time() - start
+            start = time.process_time()
+            for i in range(n):
+                inc(i)
+            best = min(best, (decorated - (time.process_time() - start)) / n * 1e6)
+        return round(best, 1)
+    finally:
+        flow_run_var.reset(token)
+
+
+def _measure_prefect(sizes: list[int]) -> dict[str, Any]:
+    from prefect import flow, task
+
+    tinc = task(inc)
+    results: dict[str, Any] = {}
+    for n in sizes:
+
+        @flow
+        def plain() -> None:
+            for i in range(n):  # noqa: B023
+                inc(i)
+
+        @flow
+        def direct() -> None:
+            for i in range(n):  # noqa: B023
+                tinc(i)
+
+        plain()
+        start = time.perf_counter()
+        plain()
+        base = time.perf_counter() - start
+        start = time.perf_counter()
+        direct()
+        results[str(n)] = {"direct_us_per_task": round((time.perf_counter() - start - base) / n * 1e6, 1)}
+    return results
+
+
+def _child(mode: str, sizes: list[int]) -> None:
+    if mode == "prefect":
+        print(json.dumps(_measure_prefect(sizes)))
+        return
+    if mode == "embedded":
+        from orch.testing import orch_test_harness
+
+        with tempfile.TemporaryDirectory() as home, orch_test_harness(home):
+            print(json.dumps(_measure_orch(sizes)))
+        return
+    print(json.dumps(_measure_orch(sizes)))
+
+
+def _run_child(mode: str, sizes: list[int], env: dict[str, str]) -> Any:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--sizes", *map(str, sizes)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--api-url", help="also measure against this running orch server")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.sizes)
+        return
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    base_env["ORCH_LOG_TO_CONSOLE"] = "false"
+    report: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "load_average": os.getloadavg()[0],
+        "import_orch_ms": _import_time("orch"),
+        "embedded": _run_child("embedded", args.sizes, base_env),
+    }
+    if args.api_url:
+        report["server"] = _run_child("server", args.sizes, {**base_env, "ORCH_API_URL": args.api_url})
+    if _import_time("prefect") is not None:
+        report["import_prefect_ms"] = _import_time("prefect")
+        report["prefect"] = _run_child("prefect", args.sizes, base_env)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
