@@ -45,11 +45,12 @@ fires far more often); rrules that can never occur because of BYMONTH/BYMONTHDAY
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import itertools
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from orch.control_plane.scheduling._describe import describe
 from orch.control_plane.scheduling._rrule import parse_rrule
@@ -67,6 +68,9 @@ __all__ = ["describe", "is_elapsed_time", "iter_times", "next_times", "resolve_w
 
 UTC = dt.UTC
 _DAY = dt.timedelta(days=1)
+# A run after `after` never has a wall-clock time more than this before after's own: DST moves clocks back by at
+# most 2 hours (Antarctica/Troll), one hour almost everywhere.
+_MARGIN = dt.timedelta(hours=3)
 # A valid 5-field cron fires at least every 28 years or so (Feb 29 on a given weekday): 400 years is a safe
 # bound.
 _CRON_HORIZON_YEARS = 400
@@ -182,22 +186,25 @@ def _gap_end(wall: dt.datetime, zone: dt.tzinfo, *, before: dt.timedelta, after:
 
 
 def _resolve_days(
-    days: Iterable[list[dt.datetime]], zone: dt.tzinfo, *, elapsed: bool, after: dt.datetime
+    days: Iterable[tuple[dt.date, Sequence[dt.time]]], zone: dt.tzinfo, *, elapsed: bool, after: dt.datetime
 ) -> Iterator[dt.datetime]:
     """Turn batches of wall-clock times (one local day each, in order) into increasing instants after
     ``after``.
 
     Batching by day lets a repeated hour interleave correctly (01:00 EDT, 01:15 EDT... then 01:00 EST) and
-    lets gap times collapse into one run.
+    lets gap times collapse into one run. Days without a DST change (all but two a year) are converted lazily,
+    so asking for the next run of ``* * * * *`` does not convert a whole day.
     """
     last = after
-    for walls in days:
-        if not walls:
+    for day, times in days:
+        if not times:
             continue
-        offset = _steady_offset(walls[0], walls[-1], zone)
+        offset = _steady_offset(dt.datetime.combine(day, times[0]), dt.datetime.combine(day, times[-1]), zone)
+        instants: Iterable[dt.datetime]
         if offset is not None:  # the usual day: no transition between its first and last time
-            instants = [(wall - offset).replace(tzinfo=UTC) for wall in walls]
+            instants = ((dt.datetime.combine(day, time) - offset).replace(tzinfo=UTC) for time in times)
         else:
+            walls = [dt.datetime.combine(day, time) for time in times]
             instants = sorted({when for wall in walls for when in resolve_wall_time(wall, zone, elapsed=elapsed)})
         for when in instants:
             if when > last:
@@ -230,12 +237,16 @@ def _cron_instants(spec: CronSchedule, after: dt.datetime, stop: dt.datetime | N
     minutes, hours, days, months, weekdays = cron_fields(spec.cron)
     zone = _zone(spec.timezone)
     times = [dt.time(hour, minute) for hour in (hours or range(24)) for minute in (minutes or range(60))]
-    # One day of margin: a repeated hour or a gap can put an instant after `after` on the previous local date.
-    first_day = _local_day(after, zone) - _DAY
+    earliest = after.astimezone(zone).replace(tzinfo=None) - _MARGIN
     last_day = _local_day(stop, zone) + _DAY if stop is not None else None
-    matching = _cron_days(days, months, weekdays, day_or=spec.day_or, start=first_day, end=last_day)
-    batches = ([dt.datetime.combine(day, time) for time in times] for day in matching)
-    return _resolve_days(batches, zone, elapsed=is_elapsed_time(spec), after=after)
+    matching = _cron_days(days, months, weekdays, day_or=spec.day_or, start=earliest.date(), end=last_day)
+
+    def batches() -> Iterator[tuple[dt.date, Sequence[dt.time]]]:
+        for day in matching:
+            # Skip the part of the first day that cannot produce a run after `after` (cheap for "* * * * *").
+            yield day, times[bisect.bisect_left(times, earliest.time()) :] if day == earliest.date() else times
+
+    return _resolve_days(batches(), zone, elapsed=is_elapsed_time(spec), after=after)
 
 
 def _cron_days(
@@ -348,10 +359,12 @@ def _wall_clock_days(
 def _rrule_instants(spec: RRuleSchedule, after: dt.datetime, stop: dt.datetime | None) -> Iterator[dt.datetime]:
     zone = _zone(spec.timezone)
     parsed = parse_rrule(spec.rrule, spec.timezone)
-    start = after.astimezone(zone).replace(tzinfo=None) - _DAY
-    end = stop.astimezone(zone).replace(tzinfo=None) + _DAY if stop is not None else None
+    start = after.astimezone(zone).replace(tzinfo=None) - _MARGIN
+    end = stop.astimezone(zone).replace(tzinfo=None) + _MARGIN if stop is not None else None
     walls: Iterator[dt.datetime] = parsed.build(start_hint=start).xafter(start, inc=True)
     if end is not None:
         walls = itertools.takewhile(lambda wall: wall <= end, walls)
-    batches = (list(group) for _day, group in itertools.groupby(walls, key=lambda wall: wall.date()))
+    batches = (
+        (day, [wall.time() for wall in group]) for day, group in itertools.groupby(walls, key=lambda wall: wall.date())
+    )
     return _resolve_days(batches, zone, elapsed=parsed.sub_daily, after=after)
