@@ -45,7 +45,7 @@ def _ignore_spec(root: Path) -> object | None:
 
     try:
         lines = ignore_file.read_text().splitlines()
-        return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+        return pathspec.GitIgnoreSpec.from_lines(lines)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigurationError(f"{IGNORE_FILE}: cannot read it: {exc}") from None
 
