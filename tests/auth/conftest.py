@@ -81,6 +81,19 @@ class AuthServer:
         return httpx.request(method, f"{self.url}{full}", headers=headers, timeout=30, **kwargs)
 
 
+def orch(home: Path, *args: str, input: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``orch ARGS`` as a real process with ``home`` as ORCH_HOME."""
+    return subprocess.run(
+        [sys.executable, "-m", "orch.cli", *args],
+        env=orch_env(home, **env),
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=120,
+        check=False,
+    )
+
+
 def mint_key(db_url: str, scope: str, *, name: str = "test", expires_at: Any = None) -> str:
     """Create a key in the database of ``db_url`` (migrating it first) and return the full key."""
     from orch.control_plane.db import migrate

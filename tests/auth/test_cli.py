@@ -19,22 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.auth.conftest import AuthServer
+from tests.auth.conftest import AuthServer, orch
 from tests.conftest import orch_env
 
 pytestmark = pytest.mark.integration
-
-
-def orch(home: Path, *args: str, input: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orch.cli", *args],
-        env=orch_env(home, **env),
-        capture_output=True,
-        text=True,
-        input=input,
-        timeout=120,
-        check=False,
-    )
 
 
 def secret_of(key: str) -> str:
