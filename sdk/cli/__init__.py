@@ -41,6 +41,7 @@ COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("orch.cli.api_keys", "api-key"),
     ("orch.cli.build", "build"),
     ("orch.cli.stack", "stack"),
+    ("orch.cli.quickstart", None),
 ]
 
 
