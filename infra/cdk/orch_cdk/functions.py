@@ -19,19 +19,21 @@ What each role may do beyond writing its own log group and managing its VPC netw
 | permission                                                     | api | schedule | services | ecs_events |
 |----------------------------------------------------------------|-----|----------|----------|------------|
 | secretsmanager:GetSecretValue on the database secret           |  x  |    x     |    x     |     x      |
-| secretsmanager:GetSecretValue on the bootstrap-key secret      |  x  |          |          |            |
+| secretsmanager:GetSecretValue on the bootstrap-key secret      |  x  |    x     |    x     |     x      |
+|   (every handler hashes it in on its first database use)       |     |          |          |            |
 | rds-db:connect through the proxy (only with db_iam_auth=true)  |  x  |    x     |    x     |     x      |
 | SQS manage work queues `<prefix>-*` (send/receive/delete       |  x  |          |    x     |            |
 |   message, create/delete queue, attributes)                    |     |          |          |            |
 | SQS send to work queues `<prefix>-*`                           |  x  |    x     |    x     |     x      |
 | SQS consume the ECS-events queue                               |     |          |          |     x      |
-| scheduler Create/Update/Delete/GetSchedule in the stack group  |  x  |          |    x     |            |
-|   + iam:PassRole on the scheduler invoke role                  |     |          |          |            |
+| scheduler Create/Update/Delete/GetSchedule in the stack group, |  x  |          |    x     |            |
+|   GetScheduleGroup on it, ListSchedules (no resource-level     |     |          |          |            |
+|   permission exists) + iam:PassRole on the invoke role         |     |          |          |            |
 | S3 code bucket bundles/ (read, write)                          |  x  |          |          |            |
 | S3 results bucket results/ (read, write, delete)               |  x  |          |    x     |            |
 | ecs:RunTask, RegisterTaskDefinition (+ TagResource on create)  |  x  |          |    x     |            |
 |   + iam:PassRole on the task and execution roles               |     |          |          |            |
-| ecs:StopTask, DescribeTasks on the stack's cluster             |  x  |          |    x     |     x      |
+| ecs:StopTask, DescribeTasks on the stack's cluster             |  x  |          |    x     |            |
 """
 
 from __future__ import annotations
@@ -165,10 +167,10 @@ class Functions(Construct):
         # --- permissions (the table in the module docstring) ---
         for function in everyone:
             role = _role(function)
-            grant_secret_value(role, database.secret)
+            # Every handler migrates and installs the bootstrap key on its first database use.
+            grant_secret_value(role, database.secret, storage.bootstrap_key)
             database.grant_connect(role)
             role.add_to_principal_policy(_sqs_statement(stack, prefix, ["sqs:SendMessage", "sqs:GetQueueUrl"]))
-        grant_secret_value(_role(self.api), storage.bootstrap_key)
         for function in (self.api, self.services):
             role = _role(function)
             role.add_to_principal_policy(
@@ -205,6 +207,16 @@ class Functions(Construct):
             )
             role.add_to_principal_policy(
                 iam.PolicyStatement(
+                    actions=["scheduler:GetScheduleGroup"],
+                    resources=[self.schedule_group.schedule_group_arn],
+                )
+            )
+            role.add_to_principal_policy(
+                # ListSchedules has no resource-level permissions; the backend filters by group and name prefix.
+                iam.PolicyStatement(actions=["scheduler:ListSchedules"], resources=["*"])
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
                     actions=["iam:PassRole"],
                     resources=[self.scheduler_role.role_arn],
                     conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
@@ -213,7 +225,7 @@ class Functions(Construct):
             grant_objects(role, storage.results_bucket, "results", write=True)
             self._grant_ecs_launch(role, runtime)
         grant_objects(_role(self.api), storage.code_bucket, "bundles", write=True)
-        for function in (self.api, self.services, self.ecs_events):
+        for function in (self.api, self.services):
             _role(function).add_to_principal_policy(
                 iam.PolicyStatement(
                     actions=["ecs:StopTask", "ecs:DescribeTasks"],

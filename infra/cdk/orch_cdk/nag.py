@@ -24,8 +24,8 @@ IAM5_WILDCARDS: tuple[tuple[str, str], ...] = (
         r"^Resource::\*$",
         "Only actions without resource-level permissions use '*': the EC2 network-interface actions Lambda "
         "needs in a VPC (as in AWSLambdaVPCAccessExecutionRole), ecr:GetAuthorizationToken, "
-        "ecs:RegisterTaskDefinition, and ecs:TagResource limited by ecs:CreateAction to RunTask and "
-        "RegisterTaskDefinition.",
+        "scheduler:ListSchedules, ecs:RegisterTaskDefinition, and ecs:TagResource limited by ecs:CreateAction to "
+        "RunTask and RegisterTaskDefinition.",
     ),
     (
         r"^Resource::<[A-Za-z0-9]+\.Arn>:log-stream:\*$",

@@ -35,7 +35,13 @@ class WorkQueue:
 
 
 def make_queue_pair(
-    scope: Construct, construct_id: str, *, queue_name: str, visibility_timeout: Duration, removal: RemovalPolicy
+    scope: Construct,
+    construct_id: str,
+    *,
+    queue_name: str,
+    visibility_timeout: Duration,
+    removal: RemovalPolicy,
+    receive_wait: Duration | None = None,
 ) -> tuple[sqs.Queue, sqs.Queue]:
     """A queue with SSE-SQS, TLS-only access and a DLQ that takes messages after 5 receives."""
     dlq = sqs.Queue(
@@ -54,6 +60,7 @@ def make_queue_pair(
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
         visibility_timeout=visibility_timeout,
+        receive_message_wait_time=receive_wait,
         retention_period=Duration.days(4),
         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
         removal_policy=removal,
@@ -100,8 +107,10 @@ class Storage(Construct):
                 self,
                 f"WorkQueue{index}",
                 queue_name=f"{config.queue_prefix}{name}",
-                # An agent holds a run message only while it claims the run; it extends visibility if it needs to.
-                visibility_timeout=Duration.seconds(120),
+                # The same attributes the SQS run-queue adapter gives the queues it creates (control_plane/
+                # run_queue/sqs.py): CreateQueue on an existing name fails when attributes differ.
+                visibility_timeout=Duration.seconds(60),
+                receive_wait=Duration.seconds(20),
                 removal=RemovalPolicy.DESTROY,
             )
             self.work_queues.append(WorkQueue(name, queue, dlq))
