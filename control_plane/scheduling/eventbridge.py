@@ -19,8 +19,9 @@ AWS cron has six fields, ``cron(minute hour day-of-month month day-of-week year)
 Fields are rebuilt from the expanded value sets, not rewritten textually, so ``5-0``, ``sun-sat``, ``7`` and steps
 in any field come out right by construction; ``*/15`` becomes ``0/15``.
 
-Daylight saving time. EventBridge evaluates a cron in ``ScheduleExpressionTimezone`` and, per the AWS
-documentation, *skips* a wall-clock time that does not exist and runs a repeated wall-clock time *once*. orch's
+Daylight saving time. EventBridge evaluates a cron in ``ScheduleExpressionTimezone`` and, per AWS
+(https://repost.aws/knowledge-center/eventbridge-scheduler-adjust-dst), *skips* a wall-clock time that does not
+exist and runs a repeated wall-clock time *once*. orch's
 rules (see :mod:`.timetable`) differ in two places: a fixed-time schedule in a gap runs at the end of the gap, and
 an elapsed-time schedule runs a repeated time twice. So, in a zone with DST transitions:
 
