@@ -9,6 +9,7 @@ class) gets an empty schema (anything goes) rather than failing the deploy. ``**
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import typing
 import warnings
@@ -22,10 +23,7 @@ def parameter_schema(fn: Callable[..., Any]) -> dict[str, Any]:
     from pydantic import ConfigDict, Field, create_model
     from pydantic.json_schema import PydanticJsonSchemaWarning
 
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # unresolvable forward references: describe what we can
-        hints = {}
+    hints = _hints(fn)
     fields: dict[str, Any] = {}
     required: list[str] = []
     extra = False
@@ -82,3 +80,20 @@ def _is_json(value: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The type hints; when some cannot be resolved (a class defined inside a function), each one that can."""
+    with contextlib.suppress(Exception):  # unresolvable forward references: fall back to one hint at a time
+        return typing.get_type_hints(fn)
+    out: dict[str, Any] = {}
+    namespace = getattr(fn, "__globals__", {})
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+        if not isinstance(annotation, str):
+            out[name] = annotation
+            continue
+        try:
+            out[name] = eval(annotation, namespace)  # noqa: S307 - the user's own annotation, as typing would do
+        except Exception:
+            out[name] = Any
+    return out
