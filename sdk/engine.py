@@ -61,14 +61,14 @@ def _load(deployment: dict[str, Any], tmp: Path) -> Any:
     entrypoint = deployment.get("entrypoint")
     if not bundle or not entrypoint:
         raise OrchError(f"Deployment {deployment.get('name')!r} has no code bundle or entrypoint; run `orch deploy`.")
+    # The bundle is the project folder; the entrypoint (path/to/file.py:function) is relative to it.
     root = fetch_bundle(bundle, tmp / "code")
-    project = root / (deployment.get("path") or "")
-    os.chdir(project)
-    return load_flow(entrypoint, project)
+    os.chdir(root)
+    return load_flow(entrypoint, root)
 
 
 def _run(flow: Any, run: Any) -> int:
-    from orch._engine.flow_engine import run_existing_flow_run
+    from orch._engine.deployment_run import run_existing_flow_run
 
     state = run_existing_flow_run(flow, run)
     if state.is_completed():
@@ -81,7 +81,6 @@ def _run(flow: Any, run: Any) -> int:
 def _crash(client: Any, run_id: uuid.UUID, message: str) -> None:
     from orch.control_plane.schemas.states import StateCreate, StateType
 
-    logger.error("%s", message)
     print(message, file=sys.stderr)
     try:
         client.set_flow_run_state(run_id, StateCreate(type=StateType.CRASHED, message=message[:20_000]))

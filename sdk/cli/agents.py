@@ -31,6 +31,8 @@ def start(
     if infra not in INFRA:
         fail(f"Unknown infrastructure {infra!r}: use one of {', '.join(INFRA)}.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s")
+    for noisy in ("httpx", "httpcore", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     agent = Agent(work_queue, sqs=sqs, infra=infra, limit=limit, name=name)
 
     def on_signal(signum: int, _frame: object) -> None:
