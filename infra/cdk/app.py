@@ -86,7 +86,9 @@ def _parse_context(pairs: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("-o", "--output", default=None, metavar="OUTDIR", help="cloud assembly folder")
+    parser.add_argument(
+        "-o", "--output", default=None, metavar="OUTDIR", help="cloud assembly folder (default: infra/cdk/cdk.out)"
+    )
     args = parser.parse_args(argv)
     try:
         # The cdk CLI hands its context (cdk.json, -c) over in CDK_CONTEXT_JSON; App reads that itself, and the
@@ -94,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         context = _parse_context(args.context)
         if "CDK_CONTEXT_JSON" in os.environ:
             context = {**json.loads(os.environ["CDK_CONTEXT_JSON"]), **context}
-        built = build_app(context, args.output)
+        # The cdk CLI names the output folder in CDK_OUTDIR; a plain run writes next to this file.
+        outdir = args.output or os.environ.get("CDK_OUTDIR") or str(HERE / "cdk.out")
+        built = build_app(context, outdir)
     except (ConfigError, AssetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

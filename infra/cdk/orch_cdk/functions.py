@@ -5,7 +5,8 @@
 | api         | api_handler (FastAPI via Mangum)               | Lambda Function URL (default) or an HTTP API    |
 | schedule    | schedule_handler                               | EventBridge Scheduler, one schedule per         |
 |             |                                                | deployment schedule, payload                    |
-|             |                                                | {"deployment_id", "scheduled_time"}             |
+|             |                                                | {"deployment_id", "schedule_id",                |
+|             |                                                |  "scheduled_time"}                              |
 | services    | services_handler                               | EventBridge rule rate(N minutes), N=1 default   |
 | ecs_events  | ecs_events_handler                             | SQS queue fed by an EventBridge rule on "ECS    |
 |             |                                                | Task State Change" events of the stack's cluster|
@@ -34,6 +35,9 @@ What each role may do beyond writing its own log group and managing its VPC netw
 | ecs:RunTask, RegisterTaskDefinition (+ TagResource on create)  |  x  |          |    x     |            |
 |   + iam:PassRole on the task and execution roles               |     |          |          |            |
 | ecs:StopTask, DescribeTasks on the stack's cluster             |  x  |          |    x     |            |
+
+The ECS rights let the control plane launch and stop flow runs on the stack's cluster itself; agents started
+elsewhere (`orch agent start --sqs`) bring their own credentials.
 """
 
 from __future__ import annotations
