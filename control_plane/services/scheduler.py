@@ -118,27 +118,28 @@ def materialize(
 def handle_schedule_trigger(
     db: Database,
     deployment_id: uuid.UUID | str,
-    schedule_id: uuid.UUID | str,
+    schedule_id: uuid.UUID | str | None,
     scheduled_time: dt.datetime | str,
 ) -> uuid.UUID | None:
     """What the schedule Lambda calls when an EventBridge schedule fires: the id of the run for
     (deployment, scheduled time) — created now, or the one an earlier delivery created — or ``None`` when the trigger
     is ignored (deployment or schedule deleted, deployment paused, schedule inactive).
 
-    ``scheduled_time`` is EventBridge's ``<aws.scheduler.scheduled-time>`` (ISO 8601, ``Z`` for UTC).
+    ``scheduled_time`` is EventBridge's ``<aws.scheduler.scheduled-time>`` (ISO 8601, ``Z`` for UTC). Without a
+    ``schedule_id`` (a trigger of the deployment as a whole) only the deployment's pause is checked.
     """
     deployment_uuid = uuid.UUID(str(deployment_id))
-    schedule_uuid = uuid.UUID(str(schedule_id))
+    schedule_uuid = uuid.UUID(str(schedule_id)) if schedule_id is not None else None
     when = scheduled_time if isinstance(scheduled_time, dt.datetime) else _parse_time(scheduled_time)
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     with db.session() as session:
         deployment = deployments_model.read(session, deployment_uuid)
-        schedule = deployments_model.read_schedule(session, deployment_uuid, schedule_uuid)
-        if deployment is None or schedule is None:
+        schedule = deployments_model.read_schedule(session, deployment_uuid, schedule_uuid) if schedule_uuid else None
+        if deployment is None or (schedule_uuid is not None and schedule is None):
             logger.info("trigger for a deleted deployment schedule %s/%s ignored", deployment_id, schedule_id)
             return None
-        if deployment.paused or not schedule.active:
+        if deployment.paused or (schedule is not None and not schedule.active):
             logger.info("trigger for paused or inactive schedule %s ignored", schedule_id)
             return None
         result = deployments_model.create_scheduled_run(session, deployment_uuid, when)

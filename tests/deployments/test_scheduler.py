@@ -202,7 +202,11 @@ def test_triggers_for_paused_inactive_or_deleted_schedules_are_ignored(database:
         deployments.update_schedule(session, dep, schedule.id, DeploymentScheduleUpdate(active=False))
     assert handle_schedule_trigger(database, dep, schedule.id, "2026-05-01T12:00:00Z") is None
     assert handle_schedule_trigger(database, dep, uuid.uuid4(), "2026-05-01T12:00:00Z") is None
+    assert handle_schedule_trigger(database, uuid.uuid4(), None, "2026-05-01T12:00:00Z") is None
     assert runs_of(database, dep) == []
+    # Without a schedule id only the deployment's pause counts.
+    run_id = handle_schedule_trigger(database, dep, None, "2026-05-01T12:00:00+00:00")
+    assert [r.id for r in runs_of(database, dep)] == [run_id]
 
 
 def test_max_lateness_skips_runs_that_are_too_late(database: Any) -> None:
