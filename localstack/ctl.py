@@ -319,7 +319,10 @@ def read_instance(state_dir: Path = DEFAULT_STATE_DIR) -> Instance | None:
 
 
 def port_is_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as servers do: connections of a stopped instance lingering in TIME_WAIT do not make the port busy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
