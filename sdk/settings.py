@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     log_to_console: bool = Field(default=True, description="Echo run logs to the console.")
     results_dir: Path | None = Field(default=None, description="Local result storage; default $ORCH_HOME/storage.")
     default_result_storage: str | None = Field(default=None, description="Default result storage (folder or s3://).")
+    storage_url: str | None = Field(
+        default=None,
+        description="Where `orch deploy` puts code bundles (folder or s3://bucket/prefix); default: the result storage.",
+    )
     record_batch_interval: float = Field(
         default=0.5,
         gt=0,
