@@ -9,7 +9,8 @@ measured from the call of the flow until every task-run record is on the control
 flush is included), as wall time and as CPU time of the whole process (SDK, recorder thread and, in embedded mode,
 the in-process control plane); on a shared, loaded machine the CPU time is the stable number. The SDK's own hot path
 (records collected in memory, no control plane) is reported separately. Both ways of running a task are
-measured: called directly, and ``.submit()`` (then waited for). Also measured: an empty flow run (warm, median of 20) and ``python -X importtime -c "import orch"``.
+measured: called directly, and ``.submit()`` (then waited for). Also measured: an empty flow run (warm, median
+of 20) and ``python -X importtime -c "import orch"``.
 
 Embedded mode (the default) runs in a throwaway ``ORCH_HOME``; ``--api-url URL`` measures against a running server
 too (``orch server start``). Each mode runs in its own child process so the two never share caches::

@@ -277,13 +277,14 @@ class DaskTaskRunner(_RemoteTaskRunner):
         future.add_done_callback(callback)
 
     def shutdown(self, wait: bool = True) -> None:
+        if wait:
+            # First: runs still waiting for upstreams submit when those finish, and need the client for that.
+            self._wait_outstanding()
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
         if client is None:
             return
-        if wait:
-            self._wait_outstanding()
         client.close()
         if cluster is not None:
             cluster.close()

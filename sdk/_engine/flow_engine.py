@@ -241,6 +241,7 @@ class FlowRunEngine:
             if answer is not None:
                 return answer
             time.sleep(delay)
+            state._ts = time.time()  # the state is entered now, not when it was first proposed
 
     async def propose_async(self, state: State) -> State:
         while True:
@@ -248,6 +249,7 @@ class FlowRunEngine:
             if answer is not None:
                 return answer
             await asyncio.sleep(delay)
+            state._ts = time.time()
 
     # -- the body ------------------------------------------------------------------------------------------------
 

@@ -325,3 +325,56 @@ def test_failed_state_result_of_manual_failure() -> None:
     state = returns_failed(return_state=True)
     assert state.is_failed()
     assert state.message == "by hand"
+
+
+def test_engine_obeys_wait(read: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proposing ``Retrying`` before the retry's scheduled time makes the server answer WAIT; the engine waits."""
+    from orch._engine import flow_engine
+
+    monkeypatch.setattr(flow_engine, "_retry_delay", lambda state: 0.0)  # propose too early on purpose
+    answers: list[str] = []
+    original = flow_engine.FlowRunEngine.propose_once
+
+    def spy(self: Any, state: State) -> Any:
+        result = original(self, state)
+        answers.append("WAIT" if result[0] is None else result[0].name)
+        return result
+
+    monkeypatch.setattr(flow_engine.FlowRunEngine, "propose_once", spy)
+    calls: list[int] = []
+
+    @flow(retries=1, retry_delay_seconds=2)
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("once")
+        return "ok"
+
+    assert flaky() == "ok"
+    assert answers[:3] == ["AwaitingRetry", "WAIT", "Retrying"]
+    history = read.flow_run_states(read.flow_runs()[0].id)
+    # The server's tolerance for clock skew lets a run start up to 1 s before its scheduled time.
+    assert history[2].timestamp >= history[1].state_details.scheduled_time - dt.timedelta(seconds=1)
+
+
+def test_engine_stops_on_abort(read: Any) -> None:
+    """A run cancelled while it waits for its retry is aborted by the server when it tries to run again."""
+    from orch.control_plane.schemas.states import StateCreate
+    from orch.exceptions import FlowRunAborted
+
+    def cancel_when_awaiting_retry() -> None:
+        for _ in range(200):
+            runs = read.flow_runs()
+            if runs and runs[0].state_name == "AwaitingRetry":
+                read.client.set_flow_run_state(runs[0].id, StateCreate(type="CANCELLING"))
+                return
+            threading.Event().wait(0.05)
+
+    @flow(retries=1, retry_delay_seconds=3)
+    def doomed() -> None:
+        threading.Thread(target=cancel_when_awaiting_retry).start()
+        raise RuntimeError("fails, then gets cancelled")
+
+    with pytest.raises(FlowRunAborted):
+        doomed()
+    assert read.flow_runs()[0].state_type == "CANCELLED"
