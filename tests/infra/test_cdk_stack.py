@@ -420,6 +420,22 @@ def test_bootstrap_admin_key_is_a_generated_secret(default: Synth) -> None:
     )
 
 
+def test_only_data_survives_a_stack_delete(default: Synth) -> None:
+    """Snapshot the database, keep the buckets; everything with a fixed name goes, so a redeploy can recreate it."""
+    kept = {
+        k: r["DeletionPolicy"]
+        for k, r in default.json["Resources"].items()
+        if r.get("DeletionPolicy", "Delete") != "Delete"
+    }
+    storage = default.stack.storage
+    cluster_id = next(iter(default.resources("AWS::RDS::DBCluster")))
+    assert kept == {
+        cluster_id: "Snapshot",
+        default.logical_id(storage.code_bucket): "Retain",
+        default.logical_id(storage.results_bucket): "Retain",
+    }
+
+
 def test_outputs_are_the_published_contract(default: Synth) -> None:
     assert tuple(default.json["Outputs"]) == OUTPUT_NAMES
     for name in ("ApiUrl", "CodeBucket", "ResultsBucket", "ClusterArn", "ClusterName", "Subnets", "SecurityGroup"):

@@ -62,12 +62,13 @@ class Database(Construct):
 
         if config.database == "aurora":
             # Created before the cluster so RDS writes into a group with our retention, not one it makes forever.
+            # Deleted with the stack: a retained group with this fixed name would block the next deploy.
             log_group = logs.LogGroup(
                 self,
                 "PostgresLog",
                 log_group_name=f"/aws/rds/cluster/{identifier}/postgresql",
                 retention=log_retention,
-                removal_policy=removal if removal is RemovalPolicy.DESTROY else RemovalPolicy.RETAIN,
+                removal_policy=RemovalPolicy.DESTROY,
             )
             auto_pause = config.min_acu == 0
             self.cluster = rds.DatabaseCluster(
@@ -110,7 +111,7 @@ class Database(Construct):
                 "PostgresLog",
                 log_group_name=f"/aws/rds/instance/{identifier}/postgresql",
                 retention=log_retention,
-                removal_policy=removal if removal is RemovalPolicy.DESTROY else RemovalPolicy.RETAIN,
+                removal_policy=RemovalPolicy.DESTROY,
             )
             self.instance = rds.DatabaseInstance(
                 self,

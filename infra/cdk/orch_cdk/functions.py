@@ -100,7 +100,14 @@ class Functions(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 
-        self.schedule_group = scheduler.ScheduleGroup(self, "ScheduleGroup", schedule_group_name=f"{prefix}-schedules")
+        self.schedule_group = scheduler.ScheduleGroup(
+            self,
+            "ScheduleGroup",
+            schedule_group_name=f"{prefix}-schedules",
+            # Deleting the group deletes the schedules the API created in it; retained, they would keep invoking a
+            # deleted function and the fixed name would block the next deploy.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         self.scheduler_role = iam.Role(
             self,
             "SchedulerInvokeRole",

@@ -123,5 +123,7 @@ class Storage(Construct):
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=48, exclude_punctuation=True, include_space=False
             ),
-            removal_policy=removal,
+            # Not retained: only its hash matters and that lives in the database (and its snapshots); a retained
+            # secret with this fixed name would block the next deploy.
+            removal_policy=RemovalPolicy.DESTROY,
         )
