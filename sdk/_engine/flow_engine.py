@@ -31,6 +31,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from orch._engine import heartbeats
+from orch._engine.names import run_name
 from orch._engine.parameters import jsonable
 from orch._engine.recorder import TaskRunInfo, get_recorder
 from orch.context import FlowRunContext, flow_run_var, tags_var, task_run_var
@@ -43,78 +44,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("orch.flow_engine")
 
-_ADJECTIVES = (
-    "amber",
-    "brave",
-    "calm",
-    "daring",
-    "eager",
-    "fancy",
-    "gentle",
-    "hasty",
-    "icy",
-    "jolly",
-    "keen",
-    "lively",
-    "merry",
-    "nimble",
-    "olive",
-    "proud",
-    "quick",
-    "rapid",
-    "silent",
-    "tidy",
-    "urban",
-    "vivid",
-    "witty",
-    "young",
-    "zesty",
-)
-_ANIMALS = (
-    "aardvark",
-    "badger",
-    "camel",
-    "dingo",
-    "eagle",
-    "ferret",
-    "gecko",
-    "heron",
-    "ibis",
-    "jackal",
-    "koala",
-    "lemur",
-    "marmot",
-    "newt",
-    "otter",
-    "panda",
-    "quail",
-    "raven",
-    "salmon",
-    "tapir",
-    "urchin",
-    "viper",
-    "walrus",
-    "yak",
-    "zebra",
-)
-
 # How many times a flow-run call is retried when the control plane is unreachable, and the first backoff.
 _API_ATTEMPTS = 6
 _API_BACKOFF = 0.5
-
-
-def _run_name(flow: Flow[..., Any], params: dict[str, Any]) -> str:
-    template = flow.flow_run_name
-    if callable(template):
-        return str(template())
-    if isinstance(template, str):
-        try:
-            return template.format(**params)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise OrchError(f"flow_run_name {template!r} names a parameter the flow does not have: {exc}") from None
-    import random
-
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"
 
 
 _flow_ids: dict[tuple[int, str], tuple[Any, uuid.UUID]] = {}
@@ -158,7 +90,7 @@ class FlowRunEngine:
         self.recorder = self.parent.recorder if self.parent is not None else get_recorder()
         self.flow_run_id = uuid.uuid4()
         self.flow_run: Any = None
-        self.name = _run_name(flow, params)
+        self.name = run_name(flow, params)
         self.tags = sorted(flow.tags | tags_var.get())
         self.parent_task: TaskRunInfo | None = None
         self.cancel_event = threading.Event()
@@ -411,12 +343,6 @@ def _retry_delay(state: State) -> float:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
-def _result(engine: FlowRunEngine, final: State, return_state: bool) -> Any:
-    if return_state:
-        return final
-    return final.result()
-
-
 def _call_with_timeout(engine: FlowRunEngine, params: dict[str, Any]) -> Any:
     flow = engine.flow
     timeout = flow.timeout_seconds
@@ -443,18 +369,18 @@ def _prepare(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     return flow.validate(params) if flow.validate_parameters else params
 
 
-def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
-    """Run a sync flow to its final state; return its result (or the state)."""
-    params = _prepare(flow, args, kwargs)
-    engine = FlowRunEngine(flow, params)
-    state = engine.create()
+def drive(engine: FlowRunEngine, state: State) -> State:
+    """Take a created (``Running``) run to its final state: body, server-decided retries, hooks, final flush.
+
+    Shared by calls of a flow (``run_flow``) and runs adopted from a deployment; raises ``FlowRunAborted`` and
+    ``BaseException``s (after recording ``Crashed``)."""
     heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
         while state.type is StateType.RUNNING:
             engine.hooks(state)
             tokens = engine.enter()
             try:
-                final = engine.outcome(_call_with_timeout(engine, params))
+                final = engine.outcome(_call_with_timeout(engine, engine.params))
             except Exception as exc:
                 final = engine.failure(exc)
             finally:
@@ -475,33 +401,31 @@ def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
         raise
     engine.hooks(state)
     engine.finish(state)
-    return _result(engine, state, return_state)
+    return state
 
 
-async def run_flow_async(
-    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool
-) -> Any:
-    """Run an async flow to its final state; return its result (or the state)."""
-    params = _prepare(flow, args, kwargs)
-    engine = FlowRunEngine(flow, params)
-    state = engine.create()
+async def _await_body(engine: FlowRunEngine) -> Any:
+    flow = engine.flow
+    coro = flow.binder.call(flow.fn, engine.params)
+    if flow.timeout_seconds is None:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, flow.timeout_seconds)
+    except TimeoutError:
+        raise FlowTimeoutError(
+            f"Flow run {engine.name!r} exceeded its timeout of {flow.timeout_seconds} seconds."
+        ) from None
+
+
+async def drive_async(engine: FlowRunEngine, state: State) -> State:
+    """``drive`` for an async flow (the body is awaited; waits do not block the event loop)."""
     heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
         while state.type is StateType.RUNNING:
             engine.hooks(state)
             tokens = engine.enter()
             try:
-                coro = flow.binder.call(flow.fn, params)
-                if flow.timeout_seconds is not None:
-                    try:
-                        value = await asyncio.wait_for(coro, flow.timeout_seconds)
-                    except TimeoutError:
-                        raise FlowTimeoutError(
-                            f"Flow run {engine.name!r} exceeded its timeout of {flow.timeout_seconds} seconds."
-                        ) from None
-                else:
-                    value = await coro
-                final = engine.outcome(value)
+                final = engine.outcome(await _await_body(engine))
             except Exception as exc:
                 final = engine.failure(exc)
             finally:
@@ -521,4 +445,20 @@ async def run_flow_async(
         raise
     engine.hooks(state)
     engine.finish(state)
-    return _result(engine, state, return_state)
+    return state
+
+
+def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
+    """Run a sync flow to its final state; return its result (or the state)."""
+    engine = FlowRunEngine(flow, _prepare(flow, args, kwargs))
+    final = drive(engine, engine.create())
+    return final if return_state else final.result()
+
+
+async def run_flow_async(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool
+) -> Any:
+    """Run an async flow to its final state; return its result (or the state)."""
+    engine = FlowRunEngine(flow, _prepare(flow, args, kwargs))
+    final = await drive_async(engine, engine.create())
+    return final if return_state else final.result()
