@@ -1,37 +1,36 @@
 """The process launcher: the engine as a local subprocess.
 
 The child gets the agent's environment plus the run's, its own process group (so cancelling kills the flow's
-children too, and the agent's own Ctrl-C does not), and its stdout/stderr are shipped to the run's logs line by
-line (``print`` output and tracebacks that the engine's own logging did not capture).
+children too, and the agent's own Ctrl-C does not), and its stdout and stderr are shipped to the run's logs line by
+line (``print`` output and tracebacks that the engine's own logging did not capture; stderr lines as WARNING).
+
+Deployment ``infra_overrides`` it reads: ``env`` (extra variables) and ``working_dir``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from orch.agents.infrastructure import ExitStatus, LaunchRequest
+from orch.agents.infrastructure._output import LogSink, OutputShipper
 from orch.exceptions import InfrastructureError
 
 logger = logging.getLogger("orch.agents.process")
-
-LogSink = Callable[[list[dict[str, Any]]], None]
 
 
 @dataclasses.dataclass
 class ProcessHandle:
     ident: str
     proc: subprocess.Popen[bytes]
-    pump: threading.Thread
+    pumps: list[threading.Thread]
+    output: OutputShipper
 
 
 class ProcessInfrastructure:
@@ -51,55 +50,36 @@ class ProcessInfrastructure:
                 env=env,
                 cwd=cwd,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         except OSError as exc:
             raise InfrastructureError(f"Could not start the engine process: {exc}") from None
-        pump = threading.Thread(
-            target=self._pump, args=(proc, request.run_id), name=f"orch-output-{proc.pid}", daemon=True
-        )
-        pump.start()
-        return ProcessHandle(str(proc.pid), proc, pump)
-
-    def _pump(self, proc: subprocess.Popen[bytes], run_id: str) -> None:
-        """Forward the child's output to the run's logs in small batches."""
-        assert proc.stdout is not None
-        batch: list[dict[str, Any]] = []
-        last = time.monotonic()
-        for raw in iter(proc.stdout.readline, b""):
-            line = raw.decode(errors="replace").rstrip("\n")
-            if not line:
-                continue
-            batch.append(
-                {
-                    "name": "orch.process",
-                    "level": 20,
-                    "message": line,
-                    "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-                    "flow_run_id": run_id,
-                }
+        output = OutputShipper(self.log_sink, request.run_id, "process")
+        pumps = []
+        for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            assert pipe is not None
+            pump = threading.Thread(
+                target=self._pump, args=(pipe, output, stream), name=f"orch-{stream}-{proc.pid}", daemon=True
             )
-            if len(batch) >= 100 or time.monotonic() - last > 0.5:
-                self._ship(batch)
-                batch, last = [], time.monotonic()
-        if batch:
-            self._ship(batch)
+            pump.start()
+            pumps.append(pump)
+        return ProcessHandle(str(proc.pid), proc, pumps, output)
 
-    def _ship(self, batch: list[dict[str, Any]]) -> None:
-        if self.log_sink is None:
-            return
-        try:
-            self.log_sink(batch)
-        except Exception:
-            logger.warning("could not ship %d output lines to the control plane", len(batch), exc_info=True)
+    @staticmethod
+    def _pump(pipe: IO[bytes], output: OutputShipper, stream: str) -> None:
+        for raw in iter(pipe.readline, b""):
+            output.feed(raw, stream)
+        pipe.close()
 
     def poll(self, handle: ProcessHandle) -> ExitStatus | None:  # type: ignore[override]
         code = handle.proc.poll()
         if code is None:
             return None
-        handle.pump.join(timeout=5)
+        for pump in handle.pumps:
+            pump.join(timeout=5)
+        handle.output.flush(final=True)
         if code < 0:
             return ExitStatus(code, f"the engine process was killed by signal {signal.Signals(-code).name}")
         return ExitStatus(code, f"the engine process exited with code {code}")

@@ -1,0 +1,140 @@
+"""Helpers for the agent tests: a tiny deployed flow that records each execution, real agent processes.
+
+The flow ``mark`` appends a line (``time.time()`` at its first line) to ``<marker_dir>/<run id>``, so a test counts
+how many times each run's code really executed, and the pick-up benchmark reads when the flow code started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FLOW = textwrap.dedent(
+    """
+    import os
+    import time
+
+    from orch import flow
+
+
+    @flow(name="mark")
+    def mark(marker_dir: str, sleep: float = 0.0, fail: bool = False) -> str:
+        started = time.time()
+        run_id = os.environ["ORCH_FLOW_RUN_ID"]
+        with open(os.path.join(marker_dir, run_id), "a") as out:
+            out.write(f"{started!r}\\n")
+        print(f"marked {run_id}", flush=True)
+        if sleep:
+            time.sleep(sleep)
+        if fail:
+            raise RuntimeError("asked to fail")
+        return run_id
+    """
+)
+
+
+def write_project(root: Path, marker_dir: Path, work_queue: str = "default", name: str = "marks") -> Path:
+    """A project folder with the ``mark`` flow and an orch.yaml deploying it to ``work_queue``."""
+    root.mkdir(parents=True, exist_ok=True)
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    (root / "flows.py").write_text(FLOW)
+    (root / "orch.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            deployments:
+              - name: {name}
+                entrypoint: flows.py:mark
+                work_queue: {work_queue}
+                parameters:
+                  marker_dir: "{marker_dir}"
+            """
+        )
+    )
+    return root
+
+
+def deploy(client: Any, project: Path, storage: Path, **overrides: Any) -> Any:
+    """Deploy the project; ``overrides`` become the deployment's ``infra_overrides``."""
+    from orch.deployments import deploy_project
+
+    (result,) = deploy_project(project, storage=str(storage), client=client)
+    if overrides:
+        client.request("PATCH", f"/deployments/{result.deployment.id}", {"infra_overrides": overrides})
+    return result.deployment
+
+
+def create_runs(client: Any, deployment_id: Any, n: int, **body: Any) -> list[str]:
+    from orch.deployments._client import create_flow_run_from_deployment
+
+    return [str(create_flow_run_from_deployment(client, deployment_id, dict(body)).id) for _ in range(n)]
+
+
+def executions(marker_dir: Path) -> dict[str, int]:
+    """Run id -> how many times its flow code started."""
+    return {p.name: len(p.read_text().splitlines()) for p in marker_dir.iterdir()}
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def client_for(url: str, monkeypatch: Any) -> Any:
+    from orch.client import OrchClient, reset_clients
+    from orch.settings import clear_settings_cache, get_settings
+
+    monkeypatch.setenv("ORCH_API_URL", url)
+    clear_settings_cache()
+    reset_clients()
+    return OrchClient(get_settings())
+
+
+class AgentProcess:
+    """``python -m orch.cli agent start ...`` as a real process, its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._file = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orch.cli", "agent", "start", *args],
+            env=env,
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 40.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._file.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._file.close()
+
+    def __enter__(self) -> AgentProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.proc.poll() is None:
+            self.kill()
