@@ -16,6 +16,7 @@ Embedded mode (the default) runs in a throwaway ``ORCH_HOME``; ``--api-url URL``
 too (``orch server start``). Each mode runs in its own child process so the two never share caches::
 
     python bench/task_overhead.py [--api-url http://127.0.0.1:4200] [--sizes 100 1000 10000]
+                                  [--prefect-python /path/to/venv-with-prefect/bin/python]
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def inc(x: int) -> int:
     return x + 1
 
 
-def _import_time(module: str) -> float | None:
-    """Total microseconds of ``import module`` from ``-X importtime`` (the last line is the module itself)."""
+def _import_time(module: str, python: str = sys.executable) -> float | None:
+    """Total milliseconds of ``import module`` from ``-X importtime`` (the last line is the module itself)."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=False
+        [python, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         return None
@@ -135,10 +136,17 @@ def _hot_path(n: int = 20_000) -> float:
 
 
 def _measure_prefect(sizes: list[int]) -> dict[str, Any]:
+    """The same direct-call measurement with Prefect 3 (its default local mode), wall and CPU."""
     from prefect import flow, task
 
     tinc = task(inc)
     results: dict[str, Any] = {}
+
+    def timed(fn: Any) -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
+        fn()
+        return time.perf_counter() - start, time.process_time() - cpu
+
     for n in sizes:
 
         @flow
@@ -152,12 +160,23 @@ def _measure_prefect(sizes: list[int]) -> dict[str, Any]:
                 tinc(i)
 
         plain()
-        start = time.perf_counter()
-        plain()
-        base = time.perf_counter() - start
-        start = time.perf_counter()
-        direct()
-        results[str(n)] = {"direct_us_per_task": round((time.perf_counter() - start - base) / n * 1e6, 1)}
+        base = timed(plain)
+        run = timed(direct)
+        results[str(n)] = {
+            "direct": {
+                "wall_us_per_task": round((run[0] - base[0]) / n * 1e6, 1),
+                "cpu_us_per_task": round((run[1] - base[1]) / n * 1e6, 1),
+            }
+        }
+
+    @flow
+    def empty() -> None:
+        pass
+
+    empty()
+    results["empty_flow_run_ms"] = {
+        "wall_median": round(statistics.median(timed(empty)[0] for _ in range(20)) * 1000, 2)
+    }
     return results
 
 
@@ -174,9 +193,9 @@ def _child(mode: str, sizes: list[int]) -> None:
     print(json.dumps(_measure_orch(sizes)))
 
 
-def _run_child(mode: str, sizes: list[int], env: dict[str, str]) -> Any:
+def _run_child(mode: str, sizes: list[int], env: dict[str, str], python: str = sys.executable) -> Any:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--sizes", *map(str, sizes)],
+        [python, __file__, "--child", mode, "--sizes", *map(str, sizes)],
         capture_output=True,
         text=True,
         env=env,
@@ -191,6 +210,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", help="also measure against this running orch server")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000])
+    parser.add_argument(
+        "--prefect-python", default=sys.executable, help="a Python with prefect installed (never a dependency)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -206,9 +228,10 @@ def main() -> None:
     }
     if args.api_url:
         report["server"] = _run_child("server", args.sizes, {**base_env, "ORCH_API_URL": args.api_url})
-    if _import_time("prefect") is not None:
-        report["import_prefect_ms"] = _import_time("prefect")
-        report["prefect"] = _run_child("prefect", args.sizes, base_env)
+    prefect_import = _import_time("prefect", args.prefect_python)
+    if prefect_import is not None:
+        report["import_prefect_ms"] = prefect_import
+        report["prefect"] = _run_child("prefect", args.sizes, base_env, args.prefect_python)
     print(json.dumps(report, indent=2))
 
 

@@ -86,6 +86,15 @@ class S3ResultStorage:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Travels to worker processes without its client and lock; the worker makes its own.
+        return {"bucket": self.bucket, "prefix": self.prefix, "url": self.url}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._client = None
+        self._lock = threading.Lock()
+
     def _s3(self) -> Any:
         with self._lock:
             if self._client is None:
