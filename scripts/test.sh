@@ -19,6 +19,8 @@ step "installing orch with its test and infrastructure tools"
 if [ -f localstack/setup.sh ]; then
   step "preparing LocalStack (own venv, offline-safe)"
   bash localstack/setup.sh
+  # LocalStack is set up: a test that needs it must fail, not skip, if it cannot start.
+  export ORCH_TEST_REQUIRE_LOCALSTACK=1
 fi
 
 if [ -f scripts/install-browser.sh ]; then
