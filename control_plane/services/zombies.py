@@ -32,7 +32,7 @@ def tick(db: Database, settings: ServerSettings, now: dt.datetime | None = None)
             )
         )
         for run_id, last in stale:
-            silent = (now - last).total_seconds()
+            silent = (now - last).total_seconds() if last is not None else settings.heartbeat_timeout
             crashed = StateCreate(
                 type=StateType.CRASHED,
                 message=f"No heartbeat for {silent:.0f}s (timeout {settings.heartbeat_timeout:.0f}s): "
