@@ -167,8 +167,9 @@ class Recorder:
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything handed in so far was sent; False when some of it is still pending."""
-        if self._thread is None and not self._inbox:
-            return not self._pending_runs and not self._pending_logs
+        stopped = self._stopped and (self._thread is None or not self._thread.is_alive())
+        if stopped or (self._thread is None and not self._inbox):
+            return self.pending == 0
         done = threading.Event()
         self._inbox.append(done)
         self._start()
@@ -189,7 +190,7 @@ class Recorder:
             self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Flush, then report what could not be delivered (called at interpreter exit)."""
+        """Flush, stop the sender, and report what could not be delivered (called at interpreter exit)."""
         if self._thread is None:
             return
         # Keep waiting while the control plane makes progress; give up after `timeout` seconds without any.
@@ -199,13 +200,14 @@ class Recorder:
             if now == 0 or now >= before:
                 break
             before = now
+        self._stopped = True  # the sender thread ends once the inbox is empty
+        self._wake.set()
+        atexit.unregister(self.close)
         if self.pending:
-            lost = self.pending
-            if lost:
-                logger.warning(
-                    "orch: %d task-run records and log lines could not be sent to the control plane and are lost.",
-                    lost,
-                )
+            logger.warning(
+                "orch: %d task-run records and log lines could not be sent to the control plane and are lost.",
+                self.pending,
+            )
 
     # -- the background thread -----------------------------------------------------------------------------------
 
@@ -226,6 +228,8 @@ class Recorder:
                 for event in events:
                     event.set()
             backoff = 0.0 if ok else min(self.max_backoff, max(0.5, backoff * 2))
+            if self._stopped and not self._inbox:
+                return
 
     def _drain(self) -> list[threading.Event]:
         events: list[threading.Event] = []

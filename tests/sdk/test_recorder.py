@@ -123,3 +123,15 @@ def test_fast_uuid4_is_a_valid_random_uuid() -> None:
     ids = {fast_uuid4() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
+
+
+def test_close_delivers_and_stops_the_sender_thread() -> None:
+    backend = MemoryBackend()
+    recorder = Recorder(lambda: backend, interval=60)
+    recorder.task_run(_run(), [State(StateType.COMPLETED)])
+    recorder.close(timeout=5)
+    assert len(backend.batches) == 1
+    assert recorder._thread is not None
+    recorder._thread.join(5)
+    assert not recorder._thread.is_alive()
+    assert recorder.flush(1)  # nothing pending: answers at once
