@@ -18,12 +18,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the SDK imports ``auth.keys`` (masking keys in the CLI) without FastAPI's import cost
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
 
+    from orch.control_plane.api.security import Scope
     from orch.control_plane.auth.bootstrap import BootstrapResult
     from orch.control_plane.db.engine import Database
 
-__all__ = ["ensure_bootstrap_key", "ensure_bootstrap_key_from_aws", "install"]
+__all__ = ["ensure_bootstrap_key", "ensure_bootstrap_key_from_aws", "install", "require"]
 
 
 def install(app: FastAPI) -> None:
@@ -32,6 +33,15 @@ def install(app: FastAPI) -> None:
     app.state.authenticate = Authenticator(app.state.settings, app.state.database)
     _guard_docs(app)
     _describe_security(app)
+
+
+async def require(request: Request, scope: Scope) -> None:
+    """Check a further scope inside a route whose needs depend on its input (e.g. creating a flow run *for a
+    deployment* needs ``deploy`` although ad-hoc runs need only ``agent``). A no-op where authentication is off
+    or the call is in-process; the key is looked up once per request."""
+    check = getattr(request.app.state, "authenticate", None)
+    if check is not None:
+        await check(request, scope)
 
 
 def ensure_bootstrap_key(db: Database, secret_value: str) -> BootstrapResult:
