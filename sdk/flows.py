@@ -12,14 +12,13 @@ parameter and the reason. An async flow called where no event loop is running is
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from orch._callables import Binder
-from orch.tasks import _check_hooks, _loop_running, check_common_options
+from orch.tasks import _check_hooks, _loop_running, _run_coroutine, check_common_options
 
 if TYPE_CHECKING:
     from orch.task_runners import TaskRunner
@@ -142,7 +141,7 @@ class Flow(Generic[P, R]):
 
         if self.is_async:
             coro = flow_engine.run_flow_async(self, args, kwargs, return_state)
-            return coro if _loop_running() else asyncio.run(coro)
+            return coro if _loop_running() else _run_coroutine(coro)
         return flow_engine.run_flow(self, args, kwargs, return_state)
 
     def __repr__(self) -> str:

@@ -11,10 +11,10 @@ running, it returns an awaitable.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -242,7 +242,7 @@ class Task(Generic[P, R]):
             coro = self._call_async(params, flow_ctx, wait_for, return_state)
             if _loop_running():
                 return coro
-            return asyncio.run(coro)
+            return _run_coroutine(coro)
         state = _engine().run_task(self, params, flow_ctx, wait_for)
         if return_state:
             return state
@@ -311,11 +311,21 @@ def _unwrap(value: Any) -> Any:
 
 
 def _loop_running() -> bool:
+    """True when called from a running event loop (asyncio not imported yet means no loop can be running)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return False
     return True
+
+
+def _run_coroutine(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
 
 
 _runner: Any = None
