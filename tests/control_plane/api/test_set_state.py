@@ -192,3 +192,20 @@ def test_late_proposal_through_the_api(api: httpx.Client) -> None:
     assert propose(api, run["id"], "SCHEDULED", "Late").json()["status"] == "REJECT"
     # A late run can still be claimed.
     assert propose(api, run["id"], "PENDING").json()["status"] == "ACCEPT"
+
+
+def test_history_stays_in_order_when_a_client_sends_an_old_timestamp(api: httpx.Client) -> None:
+    """A client's clock may lag the server's (or a retried request carries its first timestamp): the state history,
+    read back ordered by timestamp, must still list the transitions in the order they happened."""
+    run = create_flow_run(api, state=state("SCHEDULED"))
+    drive(api, run["id"], "PENDING")
+    stale = (now() - dt.timedelta(hours=1)).isoformat()
+    answer = api.post(f"/flow_runs/{run['id']}/set_state", json={"state": {"type": "RUNNING", "timestamp": stale}})
+    assert answer.json()["status"] == "ACCEPT"
+    history = api.get(f"/flow_runs/{run['id']}/states").json()
+    assert [s["type"] for s in history] == ["SCHEDULED", "PENDING", "RUNNING"]
+    stamps = [dt.datetime.fromisoformat(s["timestamp"]) for s in history]
+    assert stamps == sorted(stamps)
+    # Run time is measured from when the run really entered Running, not from the stale client time.
+    drive(api, run["id"], "COMPLETED")
+    assert api.get(f"/flow_runs/{run['id']}").json()["total_run_time"] < 600
