@@ -31,6 +31,14 @@ def start(
     settings = _server_settings(overrides)
     where = settings.database_url.split("@")[-1] if settings.database_url else str(settings.sqlite_path)
     typer.echo(f"orch server on http://{settings.server_host}:{settings.server_port} (database: {where})", err=True)
+    from orch.control_plane.settings import is_loopback
+
+    if settings.auth == "on" or not is_loopback(settings.server_host):
+        typer.echo(
+            "Authentication is on: every request but /api/health needs an API key "
+            "(the first one: `orch server bootstrap-key`).",
+            err=True,
+        )
     serve(settings, log_level=log_level)
 
 

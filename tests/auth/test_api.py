@@ -13,7 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi import APIRouter, Request
 
+from orch.control_plane.api.security import Scope, requires
+from orch.control_plane.auth import require
 from orch.control_plane.db import orm
 from orch.control_plane.schemas.base import now_utc
 
@@ -299,11 +302,6 @@ def test_openapi_describes_bearer_auth_and_each_operations_scope(api_: httpx.Cli
 
 def test_require_checks_a_further_scope_inside_a_route(database: Any, admin_key: str) -> None:
     """``auth.require`` lets a route ask more of some inputs: the pattern recommended for runs of deployments."""
-    from fastapi import APIRouter, Request
-
-    from orch.control_plane.api.security import Scope, requires
-    from orch.control_plane.auth import require
-
     app = make_app(database, server_host="0.0.0.0")
     router = APIRouter()
 
