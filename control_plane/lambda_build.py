@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,7 @@ __all__ = [
     "find_python",
     "main",
     "runtime_requirements",
+    "source_folder",
 ]
 
 #: Lambda's limit for the unzipped deployment package (function code plus layers): 250 MiB.
@@ -137,9 +138,7 @@ def find_python(version: str = "3.12") -> Path:
     if on_path:
         candidates.append(Path(on_path))
     pyenv_root = Path(os.environ.get("PYENV_ROOT", "~/.pyenv")).expanduser()
-    candidates.extend(
-        sorted((pyenv_root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True)
-    )
+    candidates.extend(sorted((pyenv_root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True))
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         candidates.append(Path(sys.executable))
     for candidate in candidates:
@@ -174,8 +173,13 @@ def build_lambda(
     progress: Callable[[str], None] | None = None,
     max_unzipped_bytes: int = LAMBDA_UNZIPPED_LIMIT,
     cache_dir: Path | None = None,
+    sources: Mapping[str, Path] | None = None,
 ) -> BuildReport:
-    """Build ``out_dir/lambda/`` (staging) and ``out_dir/orch-lambda.zip``; see the module docstring."""
+    """Build ``out_dir/lambda/`` (staging) and ``out_dir/orch-lambda.zip``; see the module docstring.
+
+    ``sources`` maps the import names of :data:`ORCH_PACKAGES` to the folders to copy them from; by default
+    they are the folders the installed orch is imported from.
+    """
     say = progress or (lambda _message: None)
     started = time.monotonic()
     out_dir = Path(out_dir)
@@ -193,21 +197,17 @@ def build_lambda(
 
     say("Copying orch")
     for name, target in ORCH_PACKAGES.items():
-        _copy_package(name, staging / target)
+        source = Path(sources[name]) if sources and name in sources else source_folder(name)
+        _copy_package(source, staging / target)
 
     say("Pruning files Lambda does not need")
     _prune(staging)
 
+    # Checked before compiling too: a package whose sources alone are too large fails without the wait.
+    _check_size(staging, max_unzipped_bytes)
     say(f"Compiling bytecode with {interpreter}")
     _compile(staging, interpreter)
-
-    files = sorted(path for path in staging.rglob("*") if path.is_file())
-    unzipped = sum(path.stat().st_size for path in files)
-    if unzipped > max_unzipped_bytes:
-        raise LambdaBuildError(
-            f"The Lambda package is {unzipped / 1e6:.1f} MB unzipped, over the limit of "
-            f"{max_unzipped_bytes / 1e6:.1f} MB; the largest folders are: {_largest(staging)}"
-        )
+    files, unzipped = _check_size(staging, max_unzipped_bytes)
 
     say(f"Writing {zip_path}")
     _write_zip(zip_path, staging, files)
@@ -227,9 +227,7 @@ def main(out: Path = Path("dist")) -> BuildReport:
     return build_lambda(out, progress=lambda message: print(message, file=sys.stderr))
 
 
-def _pip_install(
-    requirements: list[str], target: Path, *, python_version: str, platform: str, cache: Path
-) -> None:
+def _pip_install(requirements: list[str], target: Path, *, python_version: str, platform: str, cache: Path) -> None:
     command = [
         sys.executable,
         "-m",
@@ -259,7 +257,8 @@ def _pip_install(
         raise LambdaBuildError("pip could not install the Lambda dependencies:\n" + "\n".join(detail))
 
 
-def _source_folder(name: str) -> Path:
+def source_folder(name: str) -> Path:
+    """The folder package ``name`` of the installed orch is imported from."""
     spec = importlib.util.find_spec(name)
     if spec is None or spec.submodule_search_locations is None:
         raise LambdaBuildError(f"Cannot find the source folder of package {name!r}; is orch installed?")
@@ -270,8 +269,7 @@ def _source_folder(name: str) -> Path:
     raise LambdaBuildError(f"Package {name!r} has no source folder on disk.")
 
 
-def _copy_package(name: str, target: Path) -> None:
-    source = _source_folder(name)
+def _copy_package(source: Path, target: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "tests")
     shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
 
@@ -282,9 +280,7 @@ def _prune(staging: Path) -> None:
     for path in sorted(staging.rglob("*"), reverse=True):
         if not path.exists():
             continue
-        if path.is_dir() and (
-            path.name == "__pycache__" or (path.name in _PRUNED_DIRS and _inside_package(path))
-        ):
+        if path.is_dir() and (path.name == "__pycache__" or (path.name in _PRUNED_DIRS and _inside_package(path))):
             shutil.rmtree(path)
         elif path.is_file() and path.suffix in (".pyc", ".pyo"):
             path.unlink()
@@ -312,10 +308,23 @@ def _compile(staging: Path, interpreter: Path) -> None:
         "/var/task",
         str(staging),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    # A fixed hash seed keeps anything hash-ordered that reaches a code object in the same order on every build.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     # compileall exits 1 when a file does not compile; some packages ship Python 2 examples: harmless.
     if result.returncode not in (0, 1):
         raise LambdaBuildError(f"compileall failed: {(result.stderr or result.stdout).strip()[-500:]}")
+
+
+def _check_size(staging: Path, limit: int) -> tuple[list[Path], int]:
+    files = sorted(path for path in staging.rglob("*") if path.is_file())
+    unzipped = sum(path.stat().st_size for path in files)
+    if unzipped > limit:
+        raise LambdaBuildError(
+            f"The Lambda package is {unzipped / 1e6:.1f} MB unzipped, over the limit of {limit / 1e6:.1f} MB; "
+            f"the largest folders are: {_largest(staging)}"
+        )
+    return files, unzipped
 
 
 def _largest(staging: Path, count: int = 5) -> str:
