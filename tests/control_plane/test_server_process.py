@@ -1,0 +1,116 @@
+"""``orch server start`` as a real process: it migrates a fresh ``ORCH_HOME``, answers health, serves the API to
+``OrchClient`` and the CLI over real HTTP, runs the late-runs service, and exits cleanly (code 0) on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ServerProcess, free_port, orch_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _http_client(url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    from orch.client import OrchClient
+    from orch.settings import clear_settings_cache, get_settings
+
+    monkeypatch.setenv("ORCH_API_URL", url)
+    clear_settings_cache()
+    return OrchClient(get_settings())
+
+
+def test_server_migrates_serves_the_client_and_the_cli(
+    server_process: ServerProcess, orch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orch.control_plane.db import migrate
+    from orch.control_plane.db.engine import Database
+
+    health = httpx.get(f"{server_process.url}/api/health", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.json()["database"] == "sqlite"
+
+    # The fresh ORCH_HOME was migrated on start.
+    db = Database(f"sqlite:///{orch_home / 'orch.db'}")
+    assert migrate.current_revision(db) == migrate.head_revision()
+    db.dispose()
+
+    from orch.control_plane.schemas.flow_runs import FlowRunCreate
+    from orch.control_plane.schemas.states import StateCreate, StateType
+
+    with _http_client(server_process.url, monkeypatch) as client:
+        assert not client.embedded
+        flow = client.create_flow("over-http")
+        run = client.create_flow_run(FlowRunCreate(flow_id=flow.id, state=StateCreate(type=StateType.SCHEDULED)))
+        assert client.read_flow_run(run.id).state_type is StateType.SCHEDULED
+        assert client.set_flow_run_state(run.id, StateCreate(type=StateType.PENDING)).status.value == "ACCEPT"
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "orch.cli", "flow-run", "ls", "--json"],
+        env=orch_env(orch_home, ORCH_API_URL=server_process.url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    listed = json.loads(cli.stdout)  # stdout is JSON and nothing else
+    assert [r["id"] for r in listed] == [str(run.id)]
+    assert listed[0]["state_type"] == "PENDING"
+    assert listed[0]["flow_id"] == str(flow.id)
+
+
+def test_sigterm_stops_the_server_cleanly(server_process: ServerProcess) -> None:
+    """``ServerProcess.stop()`` sends SIGTERM (what systemd, ECS and Ctrl-C in a container send): the server shuts
+    down gracefully and exits with code 0, not killed by the signal (-15)."""
+    assert httpx.get(f"{server_process.url}/api/health", timeout=5).status_code == 200
+    assert server_process.stop() == 0
+    log = server_process.log.read_text()
+    assert "Traceback" not in log
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server_process.url}/api/health", timeout=2)
+
+
+def test_late_runs_service_marks_a_run_late_while_the_server_runs(
+    orch_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orch.control_plane.schemas.flow_runs import FlowRunCreate
+    from orch.control_plane.schemas.states import StateCreate, StateDetails, StateType
+
+    env = orch_env(orch_home, ORCH_LATE_RUNS_THRESHOLD="0", ORCH_SERVICES_INTERVAL="0.2")
+    server = ServerProcess(env, free_port(), tmp_path / "late-server.log")
+    try:
+        server.wait_ready()
+        with _http_client(server.url, monkeypatch) as client:
+            flow = client.create_flow("late")
+            due = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+            future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+            overdue = client.create_flow_run(
+                FlowRunCreate(
+                    flow_id=flow.id,
+                    state=StateCreate(type=StateType.SCHEDULED, state_details=StateDetails(scheduled_time=due)),
+                )
+            )
+            later = client.create_flow_run(
+                FlowRunCreate(
+                    flow_id=flow.id,
+                    state=StateCreate(type=StateType.SCHEDULED, state_details=StateDetails(scheduled_time=future)),
+                )
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and client.read_flow_run(overdue.id).state_name != "Late":
+                time.sleep(0.2)
+            assert client.read_flow_run(overdue.id).state_name == "Late", server.log.read_text()[-2000:]
+            assert client.read_flow_run(later.id).state_name == "Scheduled"
+            names = [s.name for s in client.read_flow_run_states(overdue.id)]
+            assert names == ["Scheduled", "Late"]
+    finally:
+        server.stop()
