@@ -1,9 +1,13 @@
-"""Every route declares a scope, and a real server bound to a public address enforces it.
+"""Every API route declares a scope, and a real server bound to a public address enforces it.
 
 The operations come from the app itself (``app.routes``, through the included routers), so a route added later is
-walked without anyone touching this file; a route that forgot ``requires(...)`` fails
+walked without anyone touching this file; an API route that forgot ``requires(...)`` fails
 ``test_every_route_declares_a_scope`` and, on the live server, the 401 checks. The server runs as a real process
 bound to 0.0.0.0 (reached through 127.0.0.1 only) with one key per scope.
+
+Routes outside ``/api`` are the UI's pages, which authenticate browsers with their own session cookie; for them the
+live server must refuse an anonymous visitor (a redirect to the login page, 401 or 403 — never the page), which
+catches a page added later without its viewer check.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from orch.control_plane.api.security import PUBLIC, Scope, declared_scope
@@ -25,6 +30,13 @@ pytestmark = pytest.mark.integration
 LADDER = [Scope.READ, Scope.AGENT, Scope.DEPLOY, Scope.ADMIN]
 # Routes that need no key at all; anything else must refuse a request without one.
 PUBLIC_PATHS = {("GET", "/api/health"), ("GET", "/api/version")}
+# UI pages an anonymous visitor may see.
+PUBLIC_PAGES = {("GET", "/login")}
+
+
+def is_api(path: str) -> bool:
+    """API routes and FastAPI's docs pages (which ``auth.install`` puts behind ``read``), as opposed to UI pages."""
+    return path.startswith(("/api/", "/docs/"))
 
 
 @dataclass(frozen=True)
@@ -56,15 +68,17 @@ def build_app() -> Any:
 def undeclared_routes(app: Any) -> list[str]:
     from orch.control_plane.auth import api_routes
 
-    return sorted(f"{sorted(m)} {p}" for p, m, route in api_routes(app) if declared_scope(route) is None)
+    return sorted(f"{sorted(m)} {p}" for p, m, route in api_routes(app) if is_api(p) and declared_scope(route) is None)
 
 
-def operations(app: Any) -> list[Operation]:
-    """Every (method, path) the app serves, with its declared scope: the documented ones and the docs pages."""
+def operations(app: Any, *, api: bool = True) -> list[Operation]:
+    """Every (method, path) the app serves under /api (or, ``api=False``, outside it), with its declared scope."""
     from orch.control_plane.auth import api_routes
 
     found = []
     for path, methods, route in api_routes(app):
+        if is_api(path) != api:
+            continue
         params = {p.name for p in route.dependant.path_params if p.field_info.annotation is uuid.UUID}
         scope = declared_scope(route)
         for method in sorted(methods - {"HEAD", "OPTIONS"}):
@@ -72,11 +86,13 @@ def operations(app: Any) -> list[Operation]:
     return found
 
 
-OPERATIONS = operations(build_app())
+APP = build_app()
+OPERATIONS = operations(APP)
+PAGES = operations(APP, api=False)
 
 
 def test_every_route_declares_a_scope() -> None:
-    assert undeclared_routes(build_app()) == []
+    assert undeclared_routes(APP) == []
 
 
 def test_a_route_without_requires_is_caught() -> None:
@@ -124,6 +140,7 @@ def test_the_live_server_serves_the_same_operations(server: tuple[AuthServer, di
     }
     expected = {e for e in expected if not e[1].startswith("/docs/")}
     assert documented == expected
+    assert not any(op.path in schema["paths"] for op in PAGES)
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.id)
@@ -154,3 +171,16 @@ def test_route_enforces_its_scope(server: tuple[AuthServer, dict[str, str]], op:
         assert too_small.status_code == 403, f"{op.id} with a {weaker.value} key answered {too_small.status_code}"
     enough = live.request(op.method, url, keys[needed.value], **body)
     assert enough.status_code not in (401, 403, 500), f"{op.id} with a {needed.value} key: {enough.text}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda op: op.id)
+def test_page_refuses_anonymous_visitors(server: tuple[AuthServer, dict[str, str]], page: Operation) -> None:
+    live, _keys = server
+    url = re.sub(r"\{([^}]+)\}", lambda _m: str(uuid.uuid4()), page.path)
+    response = httpx.request(page.method, f"{live.url}{url}", follow_redirects=False, timeout=30)
+    if (page.method, page.path) in PUBLIC_PAGES:
+        assert response.status_code == 200
+        return
+    assert response.status_code in (302, 303, 307, 401, 403), f"{page.id} answered {response.status_code}"
+    if response.status_code in (302, 303, 307):
+        assert response.headers["location"].split("?")[0].endswith("/login")
