@@ -141,7 +141,7 @@ class Flow(Generic[P, R]):
 
         if self.is_async:
             coro = flow_engine.run_flow_async(self, args, kwargs, return_state)
-            return coro if _loop_running() else _run_coroutine(coro)
+            return coro if _loop_running() else _run_coroutine(coro)  # type: ignore[return-value]
         return flow_engine.run_flow(self, args, kwargs, return_state)
 
     def __repr__(self) -> str:

@@ -117,7 +117,8 @@ class FlowRunEngine:
         parent_task_run_id = None
         if self.parent is not None:
             dynamic_key = self.parent.next_dynamic_key(self.flow.name)
-            task_run_id = task_run_var.get().task_run_id if task_run_var.get() is not None else None
+            calling_task = task_run_var.get()
+            task_run_id = calling_task.task_run_id if calling_task is not None else None
             info = TaskRunInfo(
                 uuid.uuid4(),
                 self.parent.flow_run_id,

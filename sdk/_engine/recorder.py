@@ -100,6 +100,8 @@ class RecorderLike(Protocol):
 
     def log(self, record: dict[str, Any]) -> None: ...
 
+    def flush(self, timeout: float | None = 10.0) -> bool: ...
+
 
 class Backend(Protocol):
     """The two client calls the recorder needs (``OrchClient`` has both)."""
@@ -328,6 +330,9 @@ class CollectingRecorder:
 
     def log(self, record: dict[str, Any]) -> None:
         self.items.append(record)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        return True  # the items travel back with the result; nothing to send from here
 
     def replay(self, into: RecorderLike) -> None:
         for item in self.items:

@@ -97,7 +97,9 @@ class TaskRun:
             from orch.results import ResultOptions
 
             self.recorder = get_recorder()
-            self.result_options = ResultOptions(task.persist_result, task.result_storage, task.result_serializer)
+            self.result_options = ResultOptions(
+                task.persist_result, task.result_storage, task.result_serializer or "cloudpickle"
+            )
             self.log_prints = bool(task.log_prints)
         self.pending = State(_PENDING)
         self.task_ctx: TaskRunContext | None = None
@@ -313,6 +315,7 @@ def run_task(
             run.exit(tokens)
             delay = run.failed(exc, timed_out=timeout is not None and isinstance(exc, TimeoutError))
             if delay is None:
+                assert run.final_state is not None
                 return run.final_state
             if delay > 0:
                 time.sleep(delay)
@@ -352,6 +355,7 @@ async def run_task_async(
                 exc = TimeoutError(f"Task run {run.info.name!r} exceeded its timeout of {timeout} seconds.")
             delay = run.failed(exc, timed_out=timed_out)
             if delay is None:
+                assert run.final_state is not None
                 return run.final_state
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -73,7 +73,7 @@ def test_defining_flows_and_tasks_loads_no_heavy_dependency() -> None:
         "import sys\nfrom orch import flow, task\n"
         "@task\ndef t(x): return x\n"
         "@flow\ndef f(): return t(1)\n"
-        "print([m for m in ('pydantic', 'sqlalchemy', 'fastapi', 'httpx', 'boto3') if m in sys.modules])"
+        "print([m for m in ('pydantic', 'sqlalchemy', 'fastapi', 'httpx', 'boto3', 'asyncio') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
