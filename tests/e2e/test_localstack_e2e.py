@@ -352,6 +352,11 @@ def test_runs_travel_through_sqs_s3_eventbridge_and_the_lambda_handlers(
         timings.mark("three runs completed by the SQS agent")
         for run_id, run in finished.items():
             assert run["state"]["type"] == "COMPLETED", (run_id, run["state"], agent.tail())
+        # Each run was sent once and its message deleted on the accepted claim: nothing waits, nothing dead-lettered.
+        counters = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+        for url in (queue_url, created.json()["sqs_dlq_url"]):
+            left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(counters))["Attributes"]
+            assert {name: left[name] for name in counters} == dict.fromkeys(counters, "0"), url
 
         status, read_back = http_response_json(
             lambda_handlers.api_handler(http_event("GET", f"/api/flow_runs/{on_demand_id}"), LambdaContext())
