@@ -88,7 +88,7 @@ def test_out_of_range_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]
         ("flow-run", "ls", "--limit", "1001"),
         ("flow", "ls", "--limit", "0"),
     ):
-        code, out, err = run_cli(capsys, *args)
+        code, _out, err = run_cli(capsys, *args)
         assert code == 2, (args, code, err)
         assert "Traceback" not in err
         assert "unexpected" not in err.lower(), err
