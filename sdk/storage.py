@@ -58,6 +58,11 @@ class BundleStorage:
     """Code bundles in a result storage: a folder path, ``file://`` URL or ``s3://bucket/prefix`` (None: default)."""
 
     def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
+        if url is None:
+            from orch.settings import get_settings
+
+            # ORCH_STORAGE_URL (e.g. saved by `orch stack outputs --save`) names the bundle bucket; else results'.
+            url = get_settings().storage_url
         try:
             self.backend: ResultStorage = resolve_storage(url)
         except ValueError as exc:

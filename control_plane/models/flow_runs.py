@@ -206,9 +206,13 @@ def set_state(
     *,
     force: bool = False,
     now: dt.datetime | None = None,
+    late_runs_threshold: float | None = None,
 ) -> OrchestrationResult | None:
-    """Propose a state for a run; ``None`` when the run does not exist."""
-    settings = get_settings()
+    """Propose a state for a run; ``None`` when the run does not exist.
+
+    ``late_runs_threshold`` overrides the setting (the late-runs service passes the settings it was given).
+    """
+    threshold = get_settings().late_runs_threshold if late_runs_threshold is None else late_runs_threshold
     policy = MINIMAL_POLICY if force else CORE_FLOW_POLICY
     for _ in range(MAX_CONFLICT_RETRIES):
         row = session.execute(_SELECT_VIEW, {"run_id": run_id}).mappings().first()
@@ -229,7 +233,7 @@ def set_state(
             run=view,
             proposed=state,
             now=when,
-            late_runs_threshold=settings.late_runs_threshold,
+            late_runs_threshold=threshold,
             queue_usage=lambda queue: queue_usage(session, queue),
         )
         propose(ctx, policy)

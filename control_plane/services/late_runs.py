@@ -42,7 +42,9 @@ def tick(db: Database, settings: ServerSettings, now: dt.datetime | None = None)
                 name="Late",
                 state_details=StateDetails(scheduled_time=run.expected_start_time),
             )
-            result = flow_runs.set_state(session, run.id, late, now=now)
+            result = flow_runs.set_state(
+                session, run.id, late, now=now, late_runs_threshold=settings.late_runs_threshold
+            )
             if result is not None and result.status is SetStateStatus.ACCEPT:
                 marked += 1
     return marked
