@@ -22,7 +22,7 @@ from orch.control_plane.db import orm
 from orch.control_plane.models import flow_runs as runs_model
 from orch.control_plane.models import logs as logs_model
 from orch.control_plane.models import work_queues as queues_model
-from orch.control_plane.models._common import encode_cursor
+from orch.control_plane.models._common import decode_cursor, encode_cursor
 from orch.control_plane.schemas.base import now_utc
 from orch.control_plane.schemas.filters import FlowRunFilter, LogFilter
 from orch.control_plane.schemas.states import TERMINAL_STATES, StateCreate, StateDetails, StateType
@@ -91,6 +91,11 @@ def _run_filter(
         runs["tags"] = {"all_": [t.strip() for t in tag.split(",") if t.strip()]}
     if since in SINCE:
         runs["expected_start_time"] = {"after_": (now_utc() - dt.timedelta(seconds=SINCE[since])).isoformat()}
+    if cursor:
+        # The keyset condition is "(t, id) < (t0, id0)" spelled with OR, which PostgreSQL only applies as a filter:
+        # a deep page would read every row before it. The redundant "t <= t0" is an index condition: the scan
+        # starts at the cursor (EXPLAIN: 378 ms -> under 1 ms at row 80,000 of 100,000).
+        runs.setdefault("expected_start_time", {})["before_"] = _cursor_time(cursor)
     body: dict[str, Any] = {"limit": PAGE_SIZE, "cursor": cursor or None}
     if runs:
         body["flow_runs"] = runs
@@ -102,6 +107,13 @@ def _run_filter(
         "since": since if since in SINCE else "",
     }
     return FlowRunFilter.model_validate(body), shown
+
+
+def _cursor_time(cursor: str) -> str:
+    value = decode_cursor(cursor, 2)[0]
+    if not isinstance(value, dt.datetime):
+        raise InvalidInput("Invalid cursor: pass back the next_cursor of a previous page unchanged.")
+    return value.isoformat()
 
 
 def _run_rows(session: Session, rows: list[orm.FlowRun]) -> list[dict[str, Any]]:
@@ -134,9 +146,7 @@ def runs_page(
     cursor: str = "",
     part: str = "",
 ) -> HTMLResponse:
-    flt, shown = _run_filter(state, flow, deployment, tag, since, cursor)
-
-    def load(session: Session) -> dict[str, Any]:
+    def load(session: Session, flt: FlowRunFilter) -> dict[str, Any]:
         rows, next_cursor = runs_model.filter_(session, flt)
         data: dict[str, Any] = {"rows": _run_rows(session, rows), "next_cursor": next_cursor}
         if part != "rows":
@@ -145,7 +155,8 @@ def runs_page(
         return data
 
     try:
-        data, ms = read(request, load)
+        flt, shown = _run_filter(state, flow, deployment, tag, since, cursor)
+        data, ms = read(request, load, flt)
     except InvalidInput as exc:
         return error_page(request, viewer, 400, "Bad page link", str(exc))
     active = {k: v for k, v in shown.items() if v}
@@ -174,6 +185,9 @@ def _log_page(
     body: dict[str, Any] = {"logs": {"flow_run_id": {"any_": [str(run_id)]}}, "limit": LOG_PAGE, "cursor": cursor}
     if level:
         body["logs"]["level"] = {"ge_": level}
+    if cursor:
+        # A redundant lower bound the index can use (see _run_filter): the scan starts at the cursor.
+        body["logs"]["timestamp"] = {"after_": _cursor_time(cursor)}
     rows, next_cursor = logs_model.filter_(session, LogFilter.model_validate(body))
     last = encode_cursor([rows[-1].timestamp, rows[-1].id]) if rows else cursor
     return rows, next_cursor, last
@@ -267,13 +281,13 @@ def run_logs(
 
     def load(session: Session) -> dict[str, Any] | None:
         assert rid is not None
-        state_type = session.get(orm.FlowRun, rid)
-        if state_type is None:
+        run = session.get(orm.FlowRun, rid)
+        if run is None:
             return None
         logs, next_cursor, last_cursor = _log_page(session, rid, level=level, cursor=cursor or None)
         return {
-            "run": state_type,
-            "live": state_type.state_type not in TERMINAL,
+            "run": run,
+            "live": run.state_type not in TERMINAL,
             "logs": logs,
             "logs_next": next_cursor,
             "logs_last": last_cursor,
