@@ -13,6 +13,10 @@ Launched runs are watched: an engine that exits without reporting a final state 
 exit reason; a run that turns ``Cancelling`` has its infrastructure killed and becomes ``Cancelled``. On SIGTERM the
 agent stops taking work, makes the messages it holds but has not claimed visible again for other agents, reports
 itself offline and exits; runs it already launched keep running (they report to the control plane themselves).
+
+An unreachable control plane or SQS never stops the agent: pollers back off (1 s doubling to
+``ORCH_AGENT_BACKOFF_MAX``), a claim that cannot be made goes back to the queue, and heartbeats resume when the
+control plane answers again. Settings: ``orch.agents.settings``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ import uuid
 from typing import Any
 
 from orch.agents.infrastructure import Infrastructure, LaunchRequest, get_infrastructure
+from orch.agents.settings import AgentSettings, get_agent_settings
 from orch.agents.sources import Candidate, Capacity, DatabaseSource, Source, SqsSource
-from orch.exceptions import InfrastructureError, ObjectNotFound, OrchError, ServerUnavailable
+from orch.exceptions import InfrastructureError, ObjectNotFound, OrchError
 
 logger = logging.getLogger("orch.agents")
 
@@ -49,11 +54,13 @@ class Agent:
         poll_wait: float = 10.0,
         heartbeat_interval: float = 10.0,
         watch_interval: float = 1.0,
+        settings: AgentSettings | None = None,
     ) -> None:
         from orch.client import get_client
 
         if not work_queues:
             raise OrchError("An agent needs at least one work queue (--work-queue NAME).")
+        self.settings = settings or get_agent_settings()
         self.client = client or get_client()
         self.queue_names = list(dict.fromkeys(work_queues))
         self.use_sqs = sqs
@@ -98,13 +105,19 @@ class Agent:
                     f"Work queue(s) {', '.join(missing)} have no SQS queue: the control plane runs with "
                     "ORCH_RUN_QUEUE=database. Start the agent without --sqs, or the server with ORCH_RUN_QUEUE=sqs."
                 )
-            self.source = SqsSource(self.client, {n: (q["priority"], q["sqs_queue_url"]) for n, q in queues.items()})
+            self.source = SqsSource(
+                self.client,
+                {n: (q["priority"], q["sqs_queue_url"]) for n, q in queues.items()},
+                wait_seconds=self.settings.agent_sqs_wait_seconds,
+                backoff_max=self.settings.agent_backoff_max,
+            )
         else:
             self.source = DatabaseSource(
                 self.client,
                 {n: q["priority"] for n, q in queues.items()},
                 wait_seconds=self.poll_wait,
                 agent_name=self.name,
+                backoff_max=self.settings.agent_backoff_max,
             )
         self.source.start(self.candidates, self.capacity)
         self._heartbeat("ONLINE")
@@ -132,7 +145,7 @@ class Agent:
                     self.handle(candidate)
                 now = time.monotonic()
                 if now >= next_watch:
-                    self.watch()
+                    self._safely(self.watch)
                     next_watch = now + self.watch_interval
                 if now >= next_heartbeat:
                     self._heartbeat("ONLINE")
@@ -145,6 +158,7 @@ class Agent:
 
     def shutdown(self) -> None:
         """Stop taking work and hand back what was received but not claimed."""
+        self.stopping.set()
         if self.source is not None:
             self.source.stop()
         released = 0
@@ -167,16 +181,29 @@ class Agent:
     def handle(self, candidate: Candidate) -> None:
         from orch.control_plane.schemas.states import SetStateStatus, StateCreate, StateType
 
+        if self.settings.agent_claim_delay and self.stopping.wait(self.settings.agent_claim_delay):
+            # Test hook (ORCH_AGENT_CLAIM_DELAY): the window between receive and claim, made observable.
+            self._finish_candidate(candidate, release=0)
+            return
         try:
             if time.monotonic() - candidate.received_at > 10:
                 candidate.extend(60)  # still ours while we claim
             answer = self.client.set_flow_run_state(candidate.run_id, StateCreate(type=StateType.PENDING))
         except ObjectNotFound:
-            logger.info("run %s no longer exists; dropping its message", candidate.run_id)
-            self._finish_candidate(candidate, ack=True)
+            # A message naming no run is a poison message: leave it, so that after the queue's maximum receives
+            # SQS moves it to the dead-letter queue where `orch work-queue inspect` shows it.
+            logger.warning("run %s does not exist; its message is left for the dead-letter queue", candidate.run_id)
+            self._safely(candidate.leave)
+            self.capacity.unreserve()
             return
-        except ServerUnavailable as exc:
+        except OrchError as exc:
+            # Unreachable or failing control plane: the run goes back to the queue for a later try (or another
+            # agent); for SQS the redrive policy bounds how often a message that always fails comes back.
             logger.warning("cannot claim run %s now (%s); it goes back to the queue", candidate.run_id, exc)
+            self._finish_candidate(candidate, release=5)
+            return
+        except Exception as exc:
+            logger.warning("cannot claim run %s now (%s: %s)", candidate.run_id, type(exc).__name__, exc)
             self._finish_candidate(candidate, release=5)
             return
         if answer.status is SetStateStatus.ACCEPT:
@@ -313,6 +340,9 @@ class Agent:
     def _safely(fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
+        except (OrchError, OSError) as exc:  # an outage: one line, no traceback
+            logger.warning("%s failed: %s", getattr(fn, "__name__", fn), exc)
+            return None
         except Exception:
             logger.warning("%s failed", getattr(fn, "__name__", fn), exc_info=True)
             return None

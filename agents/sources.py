@@ -2,7 +2,8 @@
 
 A ``Candidate`` is a run id plus what to do with the message it came in (SQS) once the claim is decided: ``ack``
 (delete: the run is claimed, or someone else's), ``release`` (make it visible again, optionally after a delay: the
-server said WAIT), ``extend`` (keep it hidden while the claim or launch is slow). The database source has no
+server said WAIT), ``extend`` (keep it hidden while the claim or launch is slow), ``leave`` (do nothing: a poison
+message comes back after the visibility timeout until SQS moves it to the dead-letter queue). The database source has no
 messages, so its candidates' methods do nothing.
 
 Each source runs one poller thread per work queue so that a long poll on one queue never delays another; the agent
@@ -16,6 +17,7 @@ import dataclasses
 import itertools
 import logging
 import queue
+import random
 import threading
 import time
 import uuid
@@ -34,6 +36,7 @@ class Candidate:
     ack: Callable[[], None] = lambda: None
     release: Callable[[float], None] = lambda delay: None
     extend: Callable[[int], None] = lambda seconds: None
+    leave: Callable[[], None] = lambda: None  # neither ack nor release: SQS redelivers it, then dead-letters it
     received_at: float = dataclasses.field(default_factory=time.monotonic)
 
 
@@ -52,15 +55,21 @@ class Capacity:
                 return 10
             return max(0, self.limit - self._active - self._reserved)
 
-    def wait_for_room(self, stop: threading.Event, timeout: float = 1.0) -> int:
-        with self._cond:
-            self._cond.wait_for(lambda: stop.is_set() or self.free_locked() > 0, timeout=timeout)
-            return 0 if stop.is_set() else self.free_locked()
-
     def free_locked(self) -> int:
         if self.limit is None:
             return 10
         return max(0, self.limit - self._active - self._reserved)
+
+    def acquire(self, most: int, stop: threading.Event, timeout: float = 1.0) -> int:
+        """Wait for room, then reserve up to ``most`` slots in one step (so two pollers cannot both take the last
+        slot); returns how many were reserved (0 on timeout or stop). Unreserve what goes unused."""
+        with self._cond:
+            self._cond.wait_for(lambda: stop.is_set() or self.free_locked() > 0, timeout=timeout)
+            if stop.is_set():
+                return 0
+            n = min(most, self.free_locked())
+            self._reserved += n
+            return n
 
     def reserve(self, n: int) -> None:
         with self._cond:
@@ -93,11 +102,16 @@ class Source(Protocol):
 
 
 class _Pollers:
-    """Thread plumbing shared by the sources."""
+    """Thread plumbing shared by the sources: one thread per queue, retrying with exponential backoff.
 
-    def __init__(self) -> None:
+    While the control plane or SQS is unreachable each poller logs one line per attempt (no traceback: an outage
+    is expected, not a bug) and waits 1, 2, 4... up to ``backoff_max`` seconds; the first success logs recovery.
+    """
+
+    def __init__(self, backoff_max: float = 30.0) -> None:
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.backoff_max = backoff_max
 
     def spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=self._guard(target), name=name, daemon=True)
@@ -106,19 +120,51 @@ class _Pollers:
 
     def _guard(self, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
+            failures = 0
+            name = threading.current_thread().name
             while not self.stop_event.is_set():
                 try:
                     target()
-                except Exception:
-                    logger.warning("poller %s failed; retrying in 2 s", threading.current_thread().name, exc_info=True)
-                    self.stop_event.wait(2.0)
+                except Exception as exc:
+                    failures += 1
+                    delay = min(self.backoff_max, 2.0 ** min(failures - 1, 10)) * random.uniform(0.8, 1.2)
+                    expected = _is_outage(exc)
+                    logger.warning(
+                        "%s: %s; retrying in %.0f s (attempt %d)",
+                        name,
+                        _one_line(exc),
+                        delay,
+                        failures,
+                        exc_info=not expected,
+                    )
+                    self.stop_event.wait(delay)
+                else:
+                    if failures:
+                        logger.info("%s: reachable again after %d failed attempts", name, failures)
+                    failures = 0
 
         return run
 
-    def stop(self) -> None:
+    def stop(self, join_timeout: float = 25.0) -> None:
         self.stop_event.set()
+        deadline = time.monotonic() + join_timeout
         for thread in self.threads:
-            thread.join(timeout=25)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Errors an agent expects while the control plane or AWS is unreachable or overloaded."""
+    from orch.exceptions import OrchError
+
+    if isinstance(exc, OrchError | OSError | TimeoutError):
+        return True
+    module = type(exc).__module__
+    return module.startswith(("botocore", "urllib3", "httpx"))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def put(out: queue.PriorityQueue[tuple[int, int, Candidate]], candidate: Candidate) -> None:
@@ -129,13 +175,19 @@ class DatabaseSource:
     """Long-polls ``POST /api/work_queues/{name}/get_runs`` for each queue."""
 
     def __init__(
-        self, client: Any, queues: dict[str, int], *, wait_seconds: float = 10.0, agent_name: str = ""
+        self,
+        client: Any,
+        queues: dict[str, int],
+        *,
+        wait_seconds: float = 10.0,
+        agent_name: str = "",
+        backoff_max: float = 30.0,
     ) -> None:
         self.client = client
         self.queues = queues
         self.wait_seconds = wait_seconds
         self.agent_name = agent_name
-        self._pollers = _Pollers()
+        self._pollers = _Pollers(backoff_max)
         # Runs handed out and not yet decided: do not hand them out twice while the claim is in flight.
         self._in_flight: set[uuid.UUID] = set()
         self._lock = threading.Lock()
@@ -148,14 +200,18 @@ class DatabaseSource:
         self, name: str, priority: int, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity
     ) -> Callable[[], None]:
         def once() -> None:
-            room = capacity.wait_for_room(self._pollers.stop_event)
+            room = capacity.acquire(100, self._pollers.stop_event)
             if room <= 0:
                 return
-            answer = self.client.request(
-                "POST",
-                f"/work_queues/{name}/get_runs",
-                json={"limit": min(room, 100), "wait_seconds": self.wait_seconds, "agent_name": self.agent_name},
-            )
+            try:
+                answer = self.client.request(
+                    "POST",
+                    f"/work_queues/{name}/get_runs",
+                    json={"limit": room, "wait_seconds": self.wait_seconds, "agent_name": self.agent_name},
+                )
+            except BaseException:
+                capacity.unreserve(room)
+                raise
             fresh = []
             with self._lock:
                 for run in answer.get("runs", []):
@@ -163,9 +219,20 @@ class DatabaseSource:
                     if run_id not in self._in_flight:
                         self._in_flight.add(run_id)
                         fresh.append(run_id)
+            # The fresh runs keep their reserved slot until the claim is decided; the rest go back.
+            capacity.unreserve(room - len(fresh))
             for run_id in fresh:
-                capacity.reserve(1)
-                put(out, Candidate(run_id, name, priority, ack=self._done(run_id), release=self._later(run_id)))
+                put(
+                    out,
+                    Candidate(
+                        run_id,
+                        name,
+                        priority,
+                        ack=self._done(run_id),
+                        release=self._later(run_id),
+                        leave=self._done(run_id),
+                    ),
+                )
             if not fresh:
                 # Nothing new (or only runs already being claimed): do not spin.
                 self._pollers.stop_event.wait(0.05 if answer.get("runs") else 0)
@@ -195,20 +262,35 @@ class DatabaseSource:
         return release
 
     def stop(self) -> None:
-        self._pollers.stop()
+        # Nothing to hand back (no messages): do not wait for a long poll in flight.
+        self._pollers.stop(join_timeout=1.0)
 
 
 class SqsSource:
-    """Long-polls each work queue's SQS queue (``WaitTimeSeconds=20``)."""
+    """Long-polls each work queue's SQS queue (``WaitTimeSeconds``, 20 by default).
 
-    def __init__(self, client: Any, queues: dict[str, tuple[int, str]], *, wait_seconds: int = 20) -> None:
+    Stopping: no new receive starts; a receive already in flight is waited for (at most ``wait_seconds``) and
+    whatever it returns is made visible again at once (``VisibilityTimeout=0``), so other agents get those runs
+    now rather than after the queue's visibility timeout.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        queues: dict[str, tuple[int, str]],
+        *,
+        wait_seconds: int = 20,
+        backoff_max: float = 30.0,
+    ) -> None:
         import boto3
+        from botocore.config import Config
 
         self.client = client
         self.queues = queues  # name -> (priority, queue URL)
         self.wait_seconds = wait_seconds
-        self.sqs = boto3.client("sqs")
-        self._pollers = _Pollers()
+        # the read timeout must outlast the long poll
+        self.sqs = boto3.client("sqs", config=Config(read_timeout=wait_seconds + 10, retries={"mode": "standard"}))
+        self._pollers = _Pollers(backoff_max)
 
     def start(self, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity) -> None:
         for name, (priority, url) in self.queues.items():
@@ -225,20 +307,30 @@ class SqsSource:
         import json
 
         def once() -> None:
-            room = capacity.wait_for_room(self._pollers.stop_event)
+            room = capacity.acquire(10, self._pollers.stop_event)
             if room <= 0:
                 return
-            capacity.reserve(min(room, 10))
             try:
                 got = self.sqs.receive_message(
                     QueueUrl=url,
-                    MaxNumberOfMessages=min(room, 10),
+                    MaxNumberOfMessages=room,
                     WaitTimeSeconds=self.wait_seconds,
                     AttributeNames=["ApproximateReceiveCount"],
                 )
-            finally:
-                capacity.unreserve(min(room, 10))
-            for message in got.get("Messages", []):
+            except BaseException:
+                capacity.unreserve(room)
+                raise
+            messages = got.get("Messages", [])
+            if self._pollers.stop_event.is_set():
+                # Received after stop: hand them back at once.
+                capacity.unreserve(room)
+                for message in messages:
+                    self._release(url, message["ReceiptHandle"])(0)
+                if messages:
+                    logger.info("handed back %d message(s) received while stopping (%s)", len(messages), name)
+                return
+            kept = 0
+            for message in messages:
                 receipt = message["ReceiptHandle"]
                 try:
                     run_id = uuid.UUID(json.loads(message["Body"])["flow_run_id"])
@@ -248,7 +340,7 @@ class SqsSource:
                         "unreadable message on %s left for the dead-letter queue: %.200s", name, message["Body"]
                     )
                     continue
-                capacity.reserve(1)
+                kept += 1
                 put(
                     out,
                     Candidate(
@@ -260,11 +352,15 @@ class SqsSource:
                         extend=self._extend(url, receipt),
                     ),
                 )
+            capacity.unreserve(room - kept)
 
         return once
 
     def _ack(self, url: str, receipt: str) -> Callable[[], None]:
-        return lambda: self.sqs.delete_message(QueueUrl=url, ReceiptHandle=receipt)
+        def ack() -> None:
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=receipt)
+
+        return ack
 
     def _release(self, url: str, receipt: str) -> Callable[[float], None]:
         def release(delay: float) -> None:
@@ -281,4 +377,4 @@ class SqsSource:
         return extend
 
     def stop(self) -> None:
-        self._pollers.stop()
+        self._pollers.stop(join_timeout=self.wait_seconds + 5)

@@ -8,17 +8,30 @@ tells the agent what happened:
     0  the run Completed
     1  the run ended Failed or Cancelled (the flow's own outcome, already reported)
     3  the engine could not run the flow (bundle, import or control-plane problem); the run is reported Crashed
+
+Start-up time is pick-up latency (the agent starts one engine per run), so this module imports little: with
+``ORCH_API_URL`` set it never loads the control plane's app, database layer or FastAPI (a test pins that), and
+extracted bundles are cached by content hash under ``$ORCH_HOME/bundles/<sha256>`` — a deployment's runs after the
+first one skip the download and unpacking. Runs of one deployment share that folder as their working directory;
+the code in it is treated as read-only (write outputs elsewhere, e.g. a temporary folder).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+
+# httpx's package __init__ imports its optional command-line tool (click, rich, pygments: 0.2-0.4 s here) when
+# those happen to be installed; the engine never uses it. A None entry makes that import raise ImportError, which
+# httpx catches because the CLI is an optional extra.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
@@ -41,9 +54,8 @@ def execute(flow_run_id: uuid.UUID | str) -> int:
                 "The run has no deployment, so there is no code to run (runs of plain scripts run in the script)."
             )
         deployment = client.request("GET", f"/deployments/{run.deployment_id}")
-        with tempfile.TemporaryDirectory(prefix="orch-run-") as tmp:
-            flow = _load(deployment, Path(tmp))
-            return _run(flow, run)
+        flow = _load(deployment, client.settings.home / "bundles")
+        return _run(flow, run)
     except OrchError as exc:
         _crash(client, run_id, f"The engine could not run the flow: {exc}")
         return EXIT_CRASHED
@@ -52,19 +64,48 @@ def execute(flow_run_id: uuid.UUID | str) -> int:
         return EXIT_CRASHED
 
 
-def _load(deployment: dict[str, Any], tmp: Path) -> Any:
+def _load(deployment: dict[str, Any], cache: Path) -> Any:
     from orch.deployments.entrypoint import load_flow
     from orch.exceptions import OrchError
-    from orch.storage import fetch_bundle
 
     bundle = deployment.get("code_bundle")
     entrypoint = deployment.get("entrypoint")
     if not bundle or not entrypoint:
         raise OrchError(f"Deployment {deployment.get('name')!r} has no code bundle or entrypoint; run `orch deploy`.")
     # The bundle is the project folder; the entrypoint (path/to/file.py:function) is relative to it.
-    root = fetch_bundle(bundle, tmp / "code")
+    root = cached_bundle(bundle, cache)
     os.chdir(root)
     return load_flow(entrypoint, root)
+
+
+def cached_bundle(ref: dict[str, Any], cache: Path) -> Path:
+    """The bundle ``ref`` unpacked in ``cache/<sha256>``, fetched and unpacked only the first time.
+
+    Engines starting at once for the same new bundle each unpack into a private folder and rename it into place;
+    the first rename wins (a rename is atomic), the others discard their copy. So a folder under its hash's name is
+    always complete.
+    """
+    from orch.exceptions import OrchError
+    from orch.storage import fetch_bundle
+
+    sha256 = str(ref.get("sha256") or "")
+    if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        raise OrchError(f"The deployment's code bundle has no valid sha256 ({sha256[:80]!r}).")
+    final = cache / sha256
+    if final.is_dir():
+        return final
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=cache))
+    try:
+        fetch_bundle(ref, staging)
+        try:
+            staging.rename(final)
+        except OSError:
+            if not final.is_dir():  # not "another engine was first"
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
 
 
 def _run(flow: Any, run: Any) -> int:

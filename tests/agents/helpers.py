@@ -19,17 +19,25 @@ from typing import Any
 FLOW = textwrap.dedent(
     """
     import os
+    import sys
     import time
 
     from orch import flow
 
+    HEAVY = ("fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic", "orch.control_plane.db",
+             "orch.control_plane.api")
+
 
     @flow(name="mark")
-    def mark(marker_dir: str, sleep: float = 0.0, fail: bool = False) -> str:
+    def mark(marker_dir: str, sleep: float = 0.0, fail: bool = False, modules_dir: str = "") -> str:
         started = time.time()
         run_id = os.environ["ORCH_FLOW_RUN_ID"]
         with open(os.path.join(marker_dir, run_id), "a") as out:
             out.write(f"{started!r}\\n")
+        if modules_dir:
+            heavy = sorted(m for m in sys.modules if m.startswith(HEAVY))
+            with open(os.path.join(modules_dir, run_id), "w") as out:
+                out.write("\\n".join(heavy))
         print(f"marked {run_id}", flush=True)
         if sleep:
             time.sleep(sleep)
