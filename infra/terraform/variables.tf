@@ -14,9 +14,10 @@ variable "name_prefix" {
   default     = "orch"
 
   validation {
-    # Lower case because bucket names are; short because it prefixes IAM role (64) and queue (80) names.
-    condition     = can(regex("^[a-z][a-z0-9-]{0,19}$", var.name_prefix))
-    error_message = "name_prefix must be 1-20 characters: lower-case letters, digits and '-', starting with a letter."
+    # Lower case because bucket names are; short because it prefixes IAM role (64) and queue (80) names; no
+    # leading, trailing or doubled '-' because RDS identifiers refuse them.
+    condition     = length(var.name_prefix) <= 20 && can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)*$", var.name_prefix))
+    error_message = "name_prefix must be 1-20 lower-case letters, digits and single '-' between them, starting with a letter."
   }
 }
 

@@ -94,7 +94,7 @@ run "refuses_duplicate_queues" {
 run "refuses_a_bad_prefix" {
   command = plan
   variables {
-    name_prefix = "Orch_Prod"
+    name_prefix = "orch-"
   }
   expect_failures = [var.name_prefix]
 }
