@@ -183,8 +183,10 @@ class State:
         return self.type in FINAL_TYPES
 
     def __repr__(self) -> str:
-        message = f", message={self.message!r}" if self.message else ""
-        return f"{self.name}(type={self.type.value}{message})"
+        parts = [] if self.name == _DEFAULT_NAMES[self.type] else [f"type={self.type.value}"]
+        if self.message:
+            parts.append(f"message={self.message!r}")
+        return f"{self.name}({', '.join(parts)})"
 
     # -- the wire form -----------------------------------------------------------------------------------------
 

@@ -146,6 +146,7 @@ class FlowRunEngine:
             empirical_policy=RunPolicy(retries=self.flow.retries, retry_delay=self.flow.retry_delay_seconds),
         )
         self.flow_run = _api(self.client.create_flow_run, run)
+        self.log(logging.INFO, "Beginning flow run %r for flow %r", self.name, self.flow.name)
         state = getattr(self.flow_run, "state", None)
         return State.from_api(state) if state is not None else State(StateType.RUNNING)
 
@@ -289,8 +290,23 @@ class FlowRunEngine:
             except Exception:
                 logger.exception("Flow %r: hook %r raised; the run's state is unchanged.", flow.name, hook)
 
+    def log(self, level: int, message: str, *args: Any) -> None:
+        """Log as this flow run (to the console and the control plane)."""
+        from orch.logging import RunLoggerAdapter, setup_logging
+
+        setup_logging()
+        extra = {
+            "orch_flow_run_id": self.flow_run_id,
+            "orch_task_run_id": None,
+            "orch_run_label": f"Flow run {self.name!r}",
+            "orch_recorder": self.recorder,
+        }
+        RunLoggerAdapter(logging.getLogger("orch.flow_runs"), extra).log(level, message, *args)
+
     def finish(self, final: State) -> None:
         heartbeats.unregister(self.flow_run_id)
+        level = logging.INFO if final.type is StateType.COMPLETED else logging.ERROR
+        self.log(level, "Finished in state %s", final)
         if self.parent_task is not None:
             details = {"child_flow_run_id": str(self.flow_run_id)}
             mirror = State(final.type, final.name, final.message, data=final.data, details=details)

@@ -216,9 +216,25 @@ class TaskRun:
             when = retry.timestamp + dt.timedelta(seconds=delay)
             retry.details = {"scheduled_time": when.isoformat(), **(state.details or {})}
             self.recorder.task_run(info, [retry])
+            self._log(
+                logging.WARNING,
+                "Task run failed with %s - retry %d/%d starts in %.3g second(s).",
+                state.message,
+                info.run_count,
+                task.retries,
+                delay,
+            )
             return delay
+        self._log(logging.ERROR, "Task run failed with %s - finished in state %s.", state.message, state.name)
         self._final(state, ())
         return None
+
+    def _log(self, level: int, message: str, *args: Any) -> None:
+        # Failures only: the common path logs nothing, so it costs nothing.
+        from orch.logging import task_logger
+
+        if self.task_ctx is not None:
+            task_logger(self.task_ctx).log(level, message, *args)
 
     def _should_retry(self, state: State) -> bool:
         condition = self.task.retry_condition_fn

@@ -62,7 +62,8 @@ def test_run_id_policy_caches_within_one_flow_run_only() -> None:
 def test_cache_expiration_and_refresh_cache(read: Any) -> None:
     calls: list[str] = []
 
-    @task(cache_policy=INPUTS, cache_expiration=dt.timedelta(seconds=0.3))
+    # Long enough that the second run (a few requests on a loaded machine) starts before the entry expires.
+    @task(cache_policy=INPUTS, cache_expiration=dt.timedelta(seconds=3))
     def short_lived(x: int) -> int:
         calls.append("short")
         return x

@@ -78,8 +78,34 @@ def test_log_prints_captures_prints_of_that_run_only(read: Any, capsys: pytest.C
     assert "plain print" in out
     assert "hello, world" not in out
     runs = {r.name: r for r in read.flow_runs()}
-    messages = sorted(log.message for run in runs.values() for log in read.logs(run.id) if log.name.startswith("orch."))
+    messages = sorted(
+        log.message for run in runs.values() for log in read.logs(run.id) if not _engine_message(log.message)
+    )
     assert messages == ["hello, world", "task inherits", "task inherits"]
+
+
+def _engine_message(message: str) -> bool:
+    return message.startswith(("Beginning flow run", "Finished in state"))
+
+
+def test_engine_logs_the_start_and_end_of_a_flow_run_and_task_failures(read: Any) -> None:
+    @task(retries=1)
+    def bad() -> None:
+        raise ValueError("nope")
+
+    @flow
+    def f() -> None:
+        bad(return_state=True)
+
+    f()
+    [run] = read.flow_runs()
+    logs = read.logs(run.id)
+    text = [log.message for log in logs]
+    assert text[0] == f"Beginning flow run {run.name!r} for flow 'f'"
+    assert text[-1] == "Finished in state Completed()"
+    assert "Task run failed with ValueError: nope - retry 1/1 starts in 0 second(s)." in text
+    assert "Task run failed with ValueError: nope - finished in state Failed." in text
+    assert {log.level for log in logs if log.message.startswith("Task run failed")} == {30, 40}
 
 
 def test_console_format() -> None:
