@@ -40,6 +40,11 @@ def broken() -> None:
     raise ValueError("bad in worker")
 
 
+@task
+def unpicklable() -> Any:
+    return threading.Lock()  # cannot travel back to the parent process
+
+
 def _check_remote_run(read: Any, runner: Any, tmp_path: Any) -> None:
     @flow(task_runner=runner)
     def distributed() -> Any:
@@ -51,6 +56,10 @@ def _check_remote_run(read: Any, runner: Any, tmp_path: Any) -> None:
         assert failed.state.is_failed()
         with pytest.raises(ValueError, match="bad in worker"):
             failed.result()
+        stuck = unpicklable.submit()
+        stuck.wait()
+        assert stuck.state.is_failed()
+        assert "could not be pickled" in (stuck.state.message or "")
         return results, retried, where.submit(where.submit(5)).state.type
 
     results, retried, _ = distributed()
@@ -62,6 +71,7 @@ def _check_remote_run(read: Any, runner: Any, tmp_path: Any) -> None:
     assert task_runs["where-0"].state_name == "Completed"
     assert task_runs["fails_once_per_process-0"].run_count == 2
     assert task_runs["broken-0"].state_name == "Failed"
+    assert task_runs["unpicklable-0"].state_name == "Failed"
     names = [s.name for s in read.task_run_states(task_runs["fails_once_per_process-0"].id)]
     assert names == ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]
     logs = [log for log in read.logs(run.id) if log.message.startswith("running 1 in")]

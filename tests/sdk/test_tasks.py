@@ -209,3 +209,25 @@ def test_task_outside_a_flow_runs_and_is_recorded_without_a_flow_run(read: Any) 
     runs = read.task_runs()
     assert sorted(r.name for r in runs) == ["add-0", "add-0"]
     assert {r.flow_run_id for r in runs} == {None}
+
+
+def test_async_task_timeout_and_retries(read: Any) -> None:
+    import asyncio
+
+    calls: list[int] = []
+
+    @task(timeout_seconds=0.1, retries=1)
+    async def sleepy() -> None:
+        calls.append(1)
+        await asyncio.sleep(5)
+
+    @flow
+    async def f() -> str:
+        state = await sleepy(return_state=True)
+        assert state.name == "TimedOut"
+        return "went on"
+
+    assert f() == "went on"
+    assert len(calls) == 2
+    [run] = read.task_runs()
+    assert (run.state_name, run.run_count) == ("TimedOut", 2)
