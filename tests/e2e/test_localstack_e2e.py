@@ -40,6 +40,7 @@ import pytest
 
 from tests.conftest import ServerProcess, free_port, orch_env
 from tests.e2e.lambda_events import LambdaContext, http_event, http_response_json, sqs_event
+from tests.e2e.timings import Timings
 from tests.plugins.aws import LocalStackServer, aws_environment
 from tests.plugins.postgres import PostgresServer, new_postgres_database
 
@@ -52,25 +53,6 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 # rate(1 minute) fires once a minute from the rule's creation; allow for LocalStack's delivery on a loaded machine.
 TICK_TIMEOUT = 100.0
 RUN_TIMEOUT = 90.0
-
-
-class Timings:
-    """Wall-clock time of each phase, printed at the end (and on failure) so slow steps are visible."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.last = self.started
-        self.phases: list[tuple[str, float]] = []
-
-    def mark(self, phase: str) -> None:
-        now = time.monotonic()
-        self.phases.append((phase, now - self.last))
-        self.last = now
-
-    def report(self) -> str:
-        lines = [f"  {name:<58} {seconds:6.1f} s" for name, seconds in self.phases]
-        lines.append(f"  {'total (after the session fixtures)':<58} {time.monotonic() - self.started:6.1f} s")
-        return "e2e timings:\n" + "\n".join(lines)
 
 
 class ServerWithoutServices(ServerProcess):
@@ -219,8 +201,8 @@ def test_runs_travel_through_sqs_s3_eventbridge_and_the_lambda_handlers(
     handlers: Callable[[dict[str, str]], Any],
     orch_home: Path,
     tmp_path: Path,
+    timings: Timings,
 ) -> None:
-    timings = Timings()
     tag = uuid.uuid4().hex[:8]
     res = localstack.resources
     code_bucket = res["buckets"]["code"]["name"]
@@ -372,6 +354,11 @@ def test_runs_travel_through_sqs_s3_eventbridge_and_the_lambda_handlers(
         for run_id in (triggered_id, ticked_id):
             assert _read_result(localstack, finished[run_id]["state"]["data"])["sum"] == 101
         timings.mark("results read back from S3")
+    except BaseException:
+        for name, log in (("server", tmp_path / "server.log"), ("agent", tmp_path / "agent.log")):
+            if log.exists():
+                print(f"--- {name} log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
+        raise
     finally:
         if bridge is not None:
             bridge.stopping.set()
@@ -384,4 +371,3 @@ def test_runs_travel_through_sqs_s3_eventbridge_and_the_lambda_handlers(
             # best effort: the queue may never have been created
             with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
                 sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
-        print(timings.report())
