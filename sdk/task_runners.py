@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from orch._annotations import allow_failure, unmapped
 from orch._engine.recorder import fast_uuid4
 from orch.futures import OrchFuture
 
@@ -192,7 +193,7 @@ def _futures_in(value: Any, found: list[OrchFuture[Any]] | None = None) -> list[
     elif isinstance(value, dict):
         for item in value.values():
             _futures_in(item, found)
-    elif hasattr(value, "value") and type(value).__name__ in ("allow_failure", "unmapped"):
+    elif isinstance(value, allow_failure | unmapped):
         _futures_in(value.value, found)
     return found
 
