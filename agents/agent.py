@@ -22,6 +22,7 @@ control plane answers again. Settings: ``orch.agents.settings``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import socket
@@ -32,12 +33,14 @@ from typing import Any
 
 from orch.agents.infrastructure import Infrastructure, LaunchRequest, get_infrastructure
 from orch.agents.settings import AgentSettings, get_agent_settings
-from orch.agents.sources import Candidate, Capacity, DatabaseSource, Source, SqsSource
+from orch.agents.sources import Candidate, Capacity, DatabaseSource, Source, SqsSource, put
 from orch.exceptions import InfrastructureError, ObjectNotFound, OrchError
 
 logger = logging.getLogger("orch.agents")
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+# A run due within this many seconds is held by the agent and claimed on time instead of going back to the queue.
+HOLD_SECONDS = 3.0
 
 
 class Agent:
@@ -79,6 +82,8 @@ class Agent:
         self.stopping = threading.Event()
         self.source: Source | None = None
         self.launched = 0
+        self._held: dict[int, tuple[threading.Timer, Candidate]] = {}
+        self._held_lock = threading.Lock()
 
     # -- life cycle ----------------------------------------------------------------------------------------------
 
@@ -132,7 +137,9 @@ class Agent:
 
     def run(self) -> None:
         """Work until ``stop()`` (SIGTERM, Ctrl-C)."""
-        self.start()
+        if not self._start_when_reachable():
+            self._heartbeat("OFFLINE")
+            return
         next_heartbeat = time.monotonic() + self.heartbeat_interval
         next_watch = time.monotonic()
         try:
@@ -153,6 +160,22 @@ class Agent:
         finally:
             self.shutdown()
 
+    def _start_when_reachable(self) -> bool:
+        """``start()``, retried with backoff while the control plane cannot be reached; False if stopped first."""
+        from orch.exceptions import ServerUnavailable
+
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                self.start()
+                return True
+            except ServerUnavailable as exc:
+                attempt += 1
+                delay = min(self.settings.agent_backoff_max, 2.0 ** min(attempt - 1, 10))
+                logger.warning("cannot start yet: %s; retrying in %.0f s (attempt %d)", exc, delay, attempt)
+                self.stopping.wait(delay)
+        return False
+
     def stop(self) -> None:
         self.stopping.set()
 
@@ -161,6 +184,11 @@ class Agent:
         self.stopping.set()
         if self.source is not None:
             self.source.stop()
+        with self._held_lock:
+            held, self._held = list(self._held.values()), {}
+        for timer, candidate in held:
+            timer.cancel()
+            self.candidates.put((candidate.priority, 0, candidate))
         released = 0
         while True:
             try:
@@ -211,11 +239,30 @@ class Agent:
             self.launch(candidate)
             return
         if answer.status is SetStateStatus.WAIT:
-            self._finish_candidate(candidate, release=float(answer.details.delay_seconds or 5))
+            delay = float(answer.details.delay_seconds or 5)
+            if delay <= HOLD_SECONDS and not self.stopping.is_set():
+                # Due in a moment (SQS delays have whole-second granularity, so messages arrive up to a second
+                # early): keep the candidate and its capacity slot, and claim again right on time.
+                self._hold(candidate, delay)
+                return
+            self._finish_candidate(candidate, release=math.ceil(delay))
             return
         # REJECT: claimed by another agent, or already finished; ABORT: cancelled. Either way, not ours.
         logger.debug("run %s not claimed: %s", candidate.run_id, answer.details.reason)
         self._finish_candidate(candidate, ack=True)
+
+    def _hold(self, candidate: Candidate, delay: float) -> None:
+        def due() -> None:
+            with self._held_lock:
+                if self._held.pop(id(candidate), None) is None:
+                    return  # shutdown handed it back already
+            put(self.candidates, candidate)
+
+        timer = threading.Timer(delay, due)
+        timer.daemon = True
+        with self._held_lock:
+            self._held[id(candidate)] = (timer, candidate)
+        timer.start()
 
     def _finish_candidate(self, candidate: Candidate, *, ack: bool = False, release: float | None = None) -> None:
         if ack:

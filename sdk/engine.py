@@ -31,7 +31,7 @@ from typing import Any
 # those happen to be installed; the engine never uses it. A None entry makes that import raise ImportError, which
 # httpx catches because the CLI is an optional extra.
 if "httpx" not in sys.modules:
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1

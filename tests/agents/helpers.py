@@ -41,6 +41,8 @@ FLOW = textwrap.dedent(
         print(f"marked {run_id}", flush=True)
         if sleep:
             time.sleep(sleep)
+            with open(os.path.join(marker_dir, run_id + ".end"), "w") as out:
+                out.write(f"{time.time()!r}\\n")
         if fail:
             raise RuntimeError("asked to fail")
         return run_id
@@ -86,7 +88,13 @@ def create_runs(client: Any, deployment_id: Any, n: int, **body: Any) -> list[st
 
 def executions(marker_dir: Path) -> dict[str, int]:
     """Run id -> how many times its flow code started."""
-    return {p.name: len(p.read_text().splitlines()) for p in marker_dir.iterdir()}
+    return {p.name: len(p.read_text().splitlines()) for p in marker_dir.iterdir() if "." not in p.name}
+
+
+def interval(marker_dir: Path, run_id: str) -> tuple[float, float]:
+    """When a run's flow code started and (for runs with ``sleep``) ended."""
+    start = float((marker_dir / run_id).read_text().split()[0])
+    return start, float((marker_dir / f"{run_id}.end").read_text().split()[0])
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
