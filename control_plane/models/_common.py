@@ -85,7 +85,9 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[Any]:
+def decode_cursor(cursor: str, columns: list[Any]) -> list[Any]:
+    """The values of a cursor made by ``encode_cursor`` for the same sort columns; a 422 for anything else."""
+
     def dec(v: Any) -> Any:
         if isinstance(v, dict) and "t" in v:
             return dt.datetime.fromisoformat(v["t"])
@@ -93,13 +95,21 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
             return uuid.UUID(v["u"])
         return v
 
+    invalid = InvalidInput("Invalid cursor: pass back the next_cursor of a previous page unchanged.")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = [dec(v) for v in json.loads(raw)]
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InvalidInput("Invalid cursor: pass back the next_cursor of a previous page unchanged.") from exc
-    if len(values) != size:
+        data = json.loads(raw)
+        if not isinstance(data, list):
+            raise invalid
+        values = [dec(v) for v in data]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise invalid from exc
+    if len(values) != len(columns):
         raise InvalidInput("Invalid cursor: it belongs to another sort order.")
+    for value, column in zip(values, columns, strict=True):
+        expected = column.type.python_type
+        if not isinstance(value, expected) or (isinstance(value, dt.datetime) and value.tzinfo is None):
+            raise InvalidInput("Invalid cursor: it belongs to another sort order.")
     return values
 
 

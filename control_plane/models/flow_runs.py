@@ -57,47 +57,58 @@ def to_schema(row: orm.FlowRun) -> schemas.FlowRun:
 
 
 def create(session: Session, data: schemas.FlowRunCreate) -> tuple[orm.FlowRun, bool]:
-    """Create a run (and propose its first state). Returns ``(run, created)``; an existing idempotency key wins."""
-    if flows_model.read(session, data.flow_id) is None:
-        raise ObjectNotFound(f"Flow {data.flow_id} does not exist.")
+    """Create a run (and propose its first state). Returns ``(run, created)``; an existing idempotency key wins.
+
+    One INSERT (inside a savepoint only when an idempotency key may collide) and the first state's transition;
+    an unknown flow is reported from the foreign-key violation instead of being looked up first.
+    """
     if data.idempotency_key:
         existing = _by_idempotency_key(session, data.flow_id, data.idempotency_key)
         if existing is not None:
             return existing, False
     now = now_utc()
-    run = orm.FlowRun(
-        id=data.id or uuid.uuid4(),
-        flow_id=data.flow_id,
-        name=data.name or generate_name(),
-        parameters=data.parameters,
-        tags=list(data.tags),
-        deployment_id=data.deployment_id,
-        work_queue_name=data.work_queue_name,
-        parent_task_run_id=data.parent_task_run_id,
-        idempotency_key=data.idempotency_key,
-        empirical_policy=data.empirical_policy.model_dump(),
-        expected_start_time=now,
-        state_version=0,
-        created=now,
-        updated=now,
-    )
+    run_id = data.id or uuid.uuid4()
+    values = {
+        "id": run_id,
+        "flow_id": data.flow_id,
+        "name": data.name or generate_name(),
+        "parameters": data.parameters,
+        "tags": list(data.tags),
+        "deployment_id": data.deployment_id,
+        "work_queue_name": data.work_queue_name,
+        "parent_task_run_id": data.parent_task_run_id,
+        "idempotency_key": data.idempotency_key,
+        "empirical_policy": data.empirical_policy.model_dump(),
+        "expected_start_time": now,
+        "state_details": {},
+        "created": now,
+        "updated": now,
+    }
     try:
-        with session.begin_nested():
-            session.add(run)
-            session.flush()
-    except IntegrityError:
+        if data.idempotency_key:
+            with session.begin_nested():
+                session.connection().execute(_INSERT_RUN, values)
+        else:
+            session.connection().execute(_INSERT_RUN, values)
+    except IntegrityError as exc:
         if data.idempotency_key:
             existing = _by_idempotency_key(session, data.flow_id, data.idempotency_key)
             if existing is not None:
                 return existing, False
+        if "foreign key" in str(exc.orig).lower():
+            what = f"Flow {data.flow_id}"
+            if data.deployment_id is not None:
+                what += f" or deployment {data.deployment_id}"
+            raise ObjectNotFound(f"{what} does not exist.") from None
         raise
     telemetry.count(telemetry.RUN_CREATED)
     if data.state is not None:
-        result = set_state(session, run.id, data.state)
+        result = set_state(session, run_id, data.state)
         assert result is not None
         if result.status is not SetStateStatus.ACCEPT:
             raise InvalidInput(f"The initial state was refused: {result.details.reason}")
-        session.refresh(run)
+    run = session.get(orm.FlowRun, run_id, populate_existing=True)
+    assert run is not None
     return run, True
 
 
@@ -197,6 +208,7 @@ _UPDATE_STATE = (
     .values({name: sa.bindparam(name) for name in _WRITE_COLUMNS})
 )
 _INSERT_HISTORY = _STATES.insert()
+_INSERT_RUN = _RUNS.insert()
 
 
 def set_state(
@@ -215,7 +227,8 @@ def set_state(
     threshold = get_settings().late_runs_threshold if late_runs_threshold is None else late_runs_threshold
     policy = MINIMAL_POLICY if force else CORE_FLOW_POLICY
     for _ in range(MAX_CONFLICT_RETRIES):
-        row = session.execute(_SELECT_VIEW, {"run_id": run_id}).mappings().first()
+        # Core statements on the session's connection: the ORM's execute path would double the cost of a transition.
+        row = session.connection().execute(_SELECT_VIEW, {"run_id": run_id}).mappings().first()
         if row is None:
             return None
         when = now or now_utc()
@@ -290,10 +303,11 @@ def _write(session: Session, run_id: uuid.UUID, view: RunView, *, seen_version: 
         "heartbeat_time": view.heartbeat_time,
         "updated": now,
     }
-    result = session.execute(_UPDATE_STATE, params)
+    conn = session.connection()
+    result = conn.execute(_UPDATE_STATE, params)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.execute(_INSERT_HISTORY, {"flow_run_id": run_id, **history_row(view.state)})
+    conn.execute(_INSERT_HISTORY, {"flow_run_id": run_id, **history_row(view.state)})
     return True
 
 
@@ -335,7 +349,7 @@ def filter_(session: Session, flt: FlowRunFilter) -> tuple[list[orm.FlowRun], st
     query = where(session, sa.select(orm.FlowRun), flt)
     columns, descending = _SORTS[flt.sort]
     if flt.cursor:
-        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, len(columns)), descending))
+        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, columns), descending))
     query = query.order_by(*[c.desc() if descending else c.asc() for c in columns])
     if flt.offset:
         query = query.offset(flt.offset)

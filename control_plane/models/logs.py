@@ -64,7 +64,7 @@ def filter_(session: Session, flt: LogFilter) -> tuple[list[orm.Log], str | None
     descending = flt.sort is LogSort.TIMESTAMP_DESC
     columns: list[Any] = [orm.Log.timestamp, orm.Log.id]
     if flt.cursor:
-        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, 2), descending))
+        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, columns), descending))
     query = query.order_by(*[c.desc() if descending else c.asc() for c in columns])
     if flt.offset:
         query = query.offset(flt.offset)

@@ -235,7 +235,7 @@ def filter_(session: Session, flt: TaskRunFilter) -> tuple[list[orm.TaskRun], st
     descending = _SORTS[flt.sort]
     columns: list[Any] = [orm.TaskRun.expected_start_time, orm.TaskRun.id]
     if flt.cursor:
-        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, 2), descending))
+        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, columns), descending))
     query = query.order_by(*[c.desc() if descending else c.asc() for c in columns])
     if flt.offset:
         query = query.offset(flt.offset)

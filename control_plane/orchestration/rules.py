@@ -119,9 +119,12 @@ class PreventDuplicateRunning(Rule):
 
 
 class RequireRunningBeforeCompletion(Rule):
-    """REJECT Completed for a flow run that never ran (a result needs a run)."""
+    """REJECT Completed for a flow run that never ran (a result needs a run).
 
-    FROM_STATES = ALL - {S.RUNNING}
+    A run being cancelled may still complete: its engine can finish before the infrastructure is stopped.
+    """
+
+    FROM_STATES = ALL - {S.RUNNING, S.CANCELLING}
     TO_STATES = frozenset({S.COMPLETED})
 
     def apply(self, ctx: OrchestrationContext) -> None:
