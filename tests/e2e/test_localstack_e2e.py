@@ -225,13 +225,14 @@ def test_runs_travel_through_sqs_s3_eventbridge_and_the_lambda_handlers(
     server: ServerProcess | None = None
     agent: Agent | None = None
     bridge: TickBridge | None = None
+    api = httpx.Client(timeout=30)
     try:
         # -- the control plane under uvicorn ---------------------------------------------------------------------
         server = ServerWithoutServices(
             orch_env(orch_home, **control_plane_env, **aws), free_port(), tmp_path / "server.log"
         )
         server.wait_ready()
-        api = httpx.Client(base_url=f"{server.url}/api", timeout=30)
+        api.base_url = httpx.URL(f"{server.url}/api/")
         timings.mark("server (uvicorn, PostgreSQL, SQS/S3 on LocalStack) ready")
 
         created = api.post("/work_queues/", json={"name": WORK_QUEUE})
@@ -367,6 +368,7 @@ def test_runs_travel_through_sqs_s3_eventbridge_and_the_lambda_handlers(
             agent.stop()
         if server is not None:
             server.stop()
+        api.close()
         for name in (f"{queue_prefix}{WORK_QUEUE}", f"{queue_prefix}{WORK_QUEUE}-dlq"):
             # best effort: the queue may never have been created
             with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
