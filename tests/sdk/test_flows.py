@@ -282,6 +282,8 @@ def test_run_context_and_runtime() -> None:
     @flow(flow_run_name="run-{n}")
     def named(n: int) -> Any:
         ctx = get_run_context()
+        assert isinstance(runtime.flow_run.scheduled_start_time, dt.datetime)
+        assert runtime.flow_run.id == str(ctx.flow_run_id)  # type: ignore[union-attr]
         return ctx.flow_run_name, runtime.flow_run.parameters, inside()  # type: ignore[union-attr]
 
     name, params, inner = named(5)
