@@ -19,9 +19,16 @@ from orch.control_plane.settings import ServerSettings
 
 pytestmark = pytest.mark.integration
 
-# Scheduled times are relative to when the module was imported; every tick happens later than every creation
-# (``now()``), so history stays in time order. Thresholds are generous so that a slow machine changes nothing.
+# Scheduled times are relative to the start of each test (``BASE``, reset by an autouse fixture); every tick
+# happens later than every creation (``now()``), so history stays in time order. Thresholds are generous so that a
+# slow machine changes nothing.
 BASE = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _base() -> None:
+    global BASE
+    BASE = dt.datetime.now(dt.UTC)
 
 
 def now() -> dt.datetime:

@@ -127,7 +127,9 @@ def _check_transition(old: State | None, new: State, step: Proposal, status: Set
             assert old_type in (None, S.SCHEDULED), f"claimed from {old_type}"
         # A REJECT that writes is the retry redirect, and nothing else.
         if status is SetStateStatus.REJECT:
-            assert (old_type, step.type, new.name) == (S.RUNNING, S.FAILED, "AwaitingRetry")
+            assert old_type is S.RUNNING
+            assert step.type in (S.FAILED, S.CRASHED)
+            assert new.name == "AwaitingRetry"
         if new.type is S.COMPLETED:
             assert old_type in (S.RUNNING, S.CANCELLING)
         if new.type is S.PAUSED:
@@ -190,7 +192,7 @@ def test_random_transitions_keep_the_invariants_on_sqlite(
     run_sequence(sqlite_db, policy, steps)
 
 
-@settings(max_examples=30, **COMMON)  # type: ignore[arg-type]
+@settings(max_examples=12, **COMMON)  # type: ignore[arg-type]
 @given(policy=run_policies(), steps=SEQUENCES)
 def test_random_transitions_keep_the_invariants_on_postgresql(
     postgres_db: Database, policy: dict[str, Any], steps: list[Proposal]

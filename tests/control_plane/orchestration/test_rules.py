@@ -382,10 +382,21 @@ def test_failure_before_running_is_not_retried(initial: StateType) -> None:
     assert_accepted(ctx, S.FAILED)
 
 
-@pytest.mark.parametrize("target", [S.CRASHED, S.CANCELLED])
-def test_crash_and_cancel_are_not_retried_by_the_failure_rule(target: StateType) -> None:
-    ctx = flow(st_(S.RUNNING), proposal(target), run_count=1, retries=3)
-    assert_accepted(ctx, target)
+def test_crash_with_retries_left_is_retried_like_a_failure() -> None:
+    ctx = flow(st_(S.RUNNING), proposal(S.CRASHED, message="process died"), run_count=1, retries=1, retry_delay=5)
+    assert ctx.status is REJECT
+    assert ctx.redirected
+    state = ctx.result().state
+    assert state is not None
+    assert state.name == "AwaitingRetry"
+    assert state.state_details.scheduled_time == at(5)
+    final = flow(st_(S.RUNNING), proposal(S.CRASHED), run_count=2, retries=1)
+    assert_accepted(final, S.CRASHED)
+
+
+def test_cancellation_is_not_retried() -> None:
+    ctx = flow(st_(S.RUNNING), proposal(S.CANCELLED), run_count=1, retries=3)
+    assert_accepted(ctx, S.CANCELLED)
 
 
 # -- CoreTaskPolicy ---------------------------------------------------------------------------------------------
