@@ -130,7 +130,8 @@ def _mangum() -> Any:
     return handler
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# clear_state: keys appended in one invocation (run id, correlation id) must not leak into the next one.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @traced
 @metrics.log_metrics
 def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -139,7 +140,7 @@ def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return response
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @traced
 @metrics.log_metrics
 def schedule_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -161,7 +162,7 @@ def schedule_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"status": "ok", "flow_run_id": str(run_id) if run_id else None}
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @traced
 @metrics.log_metrics
 def services_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -173,7 +174,7 @@ def services_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"status": "ok", "results": results}
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @traced
 @metrics.log_metrics
 def ecs_events_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
