@@ -35,7 +35,7 @@ def start(
 
     if settings.auth == "on" or not is_loopback(settings.server_host):
         typer.echo(
-            "Authentication is on: every request but /api/health needs an API key "
+            "Authentication is on: every request but /api/health and /api/version needs an API key "
             "(the first one: `orch server bootstrap-key`).",
             err=True,
         )

@@ -100,3 +100,24 @@ def test_cold_start_reads_the_secret_from_secrets_manager(moto: Any, aws_env: An
     assert ensure_bootstrap_key_from_aws(database, arn) is BootstrapResult.PRESENT
     [row] = admin_rows(database)
     assert verify_key(bootstrap_key_from_secret(value), row.key_hash, row.hash_scheme)
+
+
+def test_bootstrap_key_command_uses_the_configured_database(database_url: str, database: Any, orch_home: Any) -> None:
+    """``orch server bootstrap-key`` as a real process, for ORCH_DATABASE_URL (SQLite file or PostgreSQL)."""
+    from tests.auth.conftest import orch
+
+    result = orch(orch_home, "server", "bootstrap-key", "--name", "ops", ORCH_DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip().splitlines()[-1]
+    assert result.stdout.strip() == key  # stdout is the key alone; explanations are on stderr
+    assert "Created admin API key" in result.stderr and key.rsplit("_", 1)[1] not in result.stderr
+    [row] = admin_rows(database)
+    assert row.name == "ops" and key.startswith(row.prefix + "_")
+    refused = orch(orch_home, "server", "bootstrap-key", ORCH_DATABASE_URL=database_url)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"Error: An admin key exists already ({row.prefix}, 'ops'); create more with `orch api-key create`, "
+        "or pass --force to make another here."
+    ]
+    forced = orch(orch_home, "server", "bootstrap-key", "--force", ORCH_DATABASE_URL=database_url)
+    assert forced.returncode == 0 and len(admin_rows(database)) == 2
