@@ -43,6 +43,12 @@ class AgentSettings(BaseSettings):
         description="TEST HOOK: seconds to sleep between receiving a run and claiming it, so tests can kill an "
         "agent in that window. Never set it in production.",
     )
+    # -- process launcher --------------------------------------------------------------------------------------------
+    process_warm_engine: bool = Field(
+        default=True,
+        description="Keep one engine process started and its imports done, waiting for the next run (cuts the "
+        "pick-up latency by the interpreter start and imports; costs one idle Python process).",
+    )
     # -- docker launcher ---------------------------------------------------------------------------------------------
     docker_host: str | None = Field(
         default=None, description="Docker Engine URL (default: DOCKER_HOST or the local socket)."

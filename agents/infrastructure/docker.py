@@ -171,7 +171,7 @@ class DockerInfrastructure:
 
     # -- watch, stop -------------------------------------------------------------------------------------------------
 
-    def poll(self, handle: DockerHandle) -> ExitStatus | None:  # type: ignore[override]
+    def poll(self, handle: DockerHandle) -> ExitStatus | None:
         if handle.waiter.is_alive():
             return None
         for pump in handle.pumps:
@@ -187,7 +187,7 @@ class DockerInfrastructure:
             self._remove(handle.container)
         return ExitStatus(code, reason)
 
-    def kill(self, handle: DockerHandle, grace_seconds: float = 10.0) -> None:  # type: ignore[override]
+    def kill(self, handle: DockerHandle, grace_seconds: float = 10.0) -> None:
         import docker
 
         try:

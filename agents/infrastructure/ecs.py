@@ -210,7 +210,7 @@ class EcsInfrastructure:
             raise InfrastructureError(f"ECS did not start the task: {reasons or 'no task and no reason given'}")
         return EcsHandle(str(tasks[0]["taskArn"]), args["cluster"], request.run_id)
 
-    def poll(self, handle: EcsHandle) -> ExitStatus | None:  # type: ignore[override]
+    def poll(self, handle: EcsHandle) -> ExitStatus | None:
         from botocore.exceptions import ClientError
 
         now = time.monotonic()
@@ -226,7 +226,7 @@ class EcsInfrastructure:
             return ExitStatus(None, f"ECS task {handle.ident} no longer exists")
         return exit_status(answer["tasks"][0])
 
-    def kill(self, handle: EcsHandle, grace_seconds: float = 10.0) -> None:  # type: ignore[override]
+    def kill(self, handle: EcsHandle, grace_seconds: float = 10.0) -> None:
         from botocore.exceptions import ClientError
 
         # ECS sends SIGTERM, then SIGKILL after the container's stopTimeout (30 s by default on Fargate).

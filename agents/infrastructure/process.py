@@ -5,10 +5,17 @@ children too, and the agent's own Ctrl-C does not), and its stdout and stderr ar
 line (``print`` output and tracebacks that the engine's own logging did not capture; stderr lines as WARNING).
 
 Deployment ``infra_overrides`` it reads: ``env`` (extra variables) and ``working_dir``.
+
+**Warm engine.** Most of an engine's start-up is the interpreter and its imports, so the launcher keeps one engine
+started ahead (``python -m orch.engine --warm``: imports done, waiting for a run id on stdin) and hands the next
+run to it; then it starts the next spare. A run with its own ``env`` or ``working_dir`` overrides, or an
+environment different from the spare's, gets a fresh process instead. ``ORCH_PROCESS_WARM_ENGINE=false`` turns
+this off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -20,6 +27,7 @@ from typing import IO, Any
 
 from orch.agents.infrastructure import ExitStatus, LaunchRequest
 from orch.agents.infrastructure._output import LogSink, OutputShipper
+from orch.agents.settings import AgentSettings, get_agent_settings
 from orch.exceptions import InfrastructureError
 
 logger = logging.getLogger("orch.agents.process")
@@ -36,26 +44,47 @@ class ProcessHandle:
 class ProcessInfrastructure:
     kind = "process"
 
-    def __init__(self, *, log_sink: LogSink | None = None, python: str | None = None, **_: Any) -> None:
+    def __init__(
+        self,
+        *,
+        log_sink: LogSink | None = None,
+        python: str | None = None,
+        settings: AgentSettings | None = None,
+        **_: Any,
+    ) -> None:
         self.log_sink = log_sink
         self.python = python or sys.executable
+        self.warm = (settings or get_agent_settings()).process_warm_engine
+        # the spare engine and the environment it was started with (without the run id)
+        self._spare: tuple[subprocess.Popen[bytes], dict[str, str]] | None = None
+        self._lock = threading.Lock()
 
-    def launch(self, request: LaunchRequest) -> ProcessHandle:
-        env = {**os.environ, **request.env, **{k: str(v) for k, v in (request.overrides.get("env") or {}).items()}}
-        cwd = request.overrides.get("working_dir") or None
-        command = [self.python, *request.command[1:]]
+    def _spawn(self, command: list[str], env: dict[str, str], cwd: str | None, stdin: Any) -> subprocess.Popen[bytes]:
         try:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 env=env,
                 cwd=cwd,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 start_new_session=True,
             )
         except OSError as exc:
             raise InfrastructureError(f"Could not start the engine process: {exc}") from None
+
+    def launch(self, request: LaunchRequest) -> ProcessHandle:
+        overrides = {k: str(v) for k, v in (request.overrides.get("env") or {}).items()}
+        cwd = request.overrides.get("working_dir") or None
+        env = {**os.environ, **request.env, **overrides}
+        shared = {k: v for k, v in env.items() if k != "ORCH_FLOW_RUN_ID"}
+        proc = None
+        if self.warm and not overrides and cwd is None:
+            proc = self._take_spare(shared, request.run_id)
+        if proc is None:
+            proc = self._spawn([self.python, *request.command[1:]], env, cwd, subprocess.DEVNULL)
+        if self.warm and not overrides and cwd is None:
+            self._prepare_spare(shared)
         output = OutputShipper(self.log_sink, request.run_id, "process")
         pumps = []
         for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
@@ -67,13 +96,56 @@ class ProcessInfrastructure:
             pumps.append(pump)
         return ProcessHandle(str(proc.pid), proc, pumps, output)
 
+    def _take_spare(self, shared: dict[str, str], run_id: str) -> subprocess.Popen[bytes] | None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        proc, spare_env = spare
+        if proc.poll() is not None or spare_env != shared:
+            self._discard(proc)
+            return None
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(f"{run_id}\n".encode())
+            proc.stdin.close()
+        except OSError:
+            self._discard(proc)
+            return None
+        return proc
+
+    def _prepare_spare(self, shared: dict[str, str]) -> None:
+        with self._lock:
+            if self._spare is not None:
+                return
+            try:
+                proc = self._spawn([self.python, "-m", "orch.engine", "--warm"], shared, None, subprocess.PIPE)
+            except InfrastructureError as exc:
+                logger.warning("no warm engine: %s", exc)
+                return
+            self._spare = (proc, shared)
+
+    @staticmethod
+    def _discard(proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()  # end of input: the warm engine exits quietly
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
     @staticmethod
     def _pump(pipe: IO[bytes], output: OutputShipper, stream: str) -> None:
         for raw in iter(pipe.readline, b""):
             output.feed(raw, stream)
         pipe.close()
 
-    def poll(self, handle: ProcessHandle) -> ExitStatus | None:  # type: ignore[override]
+    def poll(self, handle: ProcessHandle) -> ExitStatus | None:
         code = handle.proc.poll()
         if code is None:
             return None
@@ -84,7 +156,7 @@ class ProcessInfrastructure:
             return ExitStatus(code, f"the engine process was killed by signal {signal.Signals(-code).name}")
         return ExitStatus(code, f"the engine process exited with code {code}")
 
-    def kill(self, handle: ProcessHandle, grace_seconds: float = 10.0) -> None:  # type: ignore[override]
+    def kill(self, handle: ProcessHandle, grace_seconds: float = 10.0) -> None:
         if handle.proc.poll() is not None:
             return
         try:
@@ -98,4 +170,7 @@ class ProcessInfrastructure:
             pass
 
     def close(self) -> None:
-        return None
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            self._discard(spare[0])
