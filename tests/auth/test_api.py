@@ -63,6 +63,7 @@ def new_key(api_: httpx.Client, admin_key: str, scope: str, **extra: Any) -> dic
         "/api_keys/", json={"name": f"{scope}-key", "scope": scope, **extra}, headers=bearer(admin_key)
     )
     assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"
     return dict(response.json())
 
 

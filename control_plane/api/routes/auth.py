@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from orch.control_plane.api.deps import get_db
@@ -43,7 +43,11 @@ def _read_key(db: Database, key_id: uuid.UUID) -> ApiKey | None:
 
 
 @router.post("/api_keys/", status_code=201, tags=["api keys"], dependencies=[requires(Scope.ADMIN)])
-def create_api_key(data: ApiKeyCreate, request: Request, db: Database = Depends(get_db)) -> ApiKeyCreated:
+def create_api_key(
+    data: ApiKeyCreate, request: Request, response: Response, db: Database = Depends(get_db)
+) -> ApiKeyCreated:
+    """Create a key; the answer is the only place its secret ever appears (and no cache may keep it)."""
+    response.headers["Cache-Control"] = "no-store"
     with db.session() as session:
         row, key = model.create(session, name=data.name, scope=data.scope.value, expires_at=data.expires_at)
         created = ApiKeyCreated.model_validate({**ApiKey.model_validate(row).model_dump(), "key": key.full})
