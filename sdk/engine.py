@@ -7,7 +7,11 @@ tells the agent what happened:
 
     0  the run Completed
     1  the run ended Failed or Cancelled (the flow's own outcome, already reported)
+    2  bad command line (no valid run id)
     3  the engine could not run the flow (bundle, import or control-plane problem); the run is reported Crashed
+
+``python -m orch.engine --warm`` does the imports first and then reads the run id from stdin: the process launcher
+keeps one such engine ready for the next run.
 
 Start-up time is pick-up latency (the agent starts one engine per run), so this module imports little: with
 ``ORCH_API_URL`` set it never loads the control plane's app, database layer or FastAPI (a test pins that), and
