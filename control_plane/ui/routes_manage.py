@@ -14,15 +14,17 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from orch.control_plane.api.security import Scope
+from orch.control_plane.db import orm
 from orch.control_plane.models import api_keys as keys_model
 from orch.control_plane.models import deployments as deployments_model
 from orch.control_plane.models import work_queues as queues_model
-from orch.control_plane.scheduling import describe
+from orch.control_plane.scheduling import describe, next_times
 from orch.control_plane.schemas.base import now_utc
 from orch.control_plane.schemas.deployments import DeploymentFilter, DeploymentFlowRunCreate
 from orch.control_plane.schemas.work_queues import WorkQueueUpdate
@@ -57,27 +59,43 @@ def flows_page(request: Request, viewer: Viewer = Depends(viewer_dep)) -> HTMLRe
 # -- deployments ---------------------------------------------------------------------------------------------------
 
 
-def _deployment_view(session: Session, row: Any, flow_name: str, *, upcoming: int) -> dict[str, Any]:
-    schedules = []
-    for schedule in deployments_model.schedules_of(session, row.id):
+def _deployment_view(
+    row: Any, flow_name: str, schedules: list[Any], *, upcoming: int, now: dt.datetime
+) -> dict[str, Any]:
+    """A deployment with its schedules in words and its next ``upcoming`` times (computed from the schedule rows
+    already loaded, as ``models.deployments.upcoming`` does: none when paused, active schedules merged)."""
+    shown = []
+    times: set[dt.datetime] = set()
+    for schedule in schedules:
         spec = deployments_model.spec_of(schedule)
         raw = spec.model_dump(mode="json", exclude_defaults=True)
         expression = raw.get("cron") or raw.get("rrule") or (f"every {raw['interval']} s" if "interval" in raw else "")
-        schedules.append(
-            {"words": describe(spec), "expression": expression, "timezone": spec.timezone, "active": schedule.active}
+        shown.append({"words": describe(spec), "expression": expression, "active": schedule.active})
+        if schedule.active and not row.paused:
+            times.update(next_times(spec, now, n=upcoming))
+    return {"row": row, "flow_name": flow_name, "schedules": shown, "upcoming": sorted(times)[:upcoming]}
+
+
+def _schedules_by_deployment(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    """All the schedules of these deployments in one query (not one per deployment)."""
+    found: dict[uuid.UUID, list[Any]] = {i: [] for i in ids}
+    if ids:
+        query = (
+            sa.select(orm.DeploymentSchedule)
+            .where(orm.DeploymentSchedule.deployment_id.in_(ids))
+            .order_by(orm.DeploymentSchedule.created, orm.DeploymentSchedule.id)
         )
-    return {
-        "row": row,
-        "flow_name": flow_name,
-        "schedules": schedules,
-        "upcoming": [u.scheduled_time for u in deployments_model.upcoming(session, row, upcoming)],
-    }
+        for schedule in session.scalars(query):
+            found[schedule.deployment_id].append(schedule)
+    return found
 
 
 def _deployments_data(session: Session) -> list[dict[str, Any]]:
     rows = deployments_model.filter_(session, DeploymentFilter(limit=500))
     names = queries.flow_names(session, [r.flow_id for r in rows])
-    return [_deployment_view(session, r, names.get(r.flow_id, "?"), upcoming=3) for r in rows]
+    schedules = _schedules_by_deployment(session, [r.id for r in rows])
+    now = now_utc()
+    return [_deployment_view(r, names.get(r.flow_id, "?"), schedules[r.id], upcoming=3, now=now) for r in rows]
 
 
 @router.get("/deployments", response_class=HTMLResponse)
@@ -92,7 +110,7 @@ def _deployment_data(session: Session, deployment_id: uuid.UUID) -> dict[str, An
     if row is None:
         return None
     name = queries.flow_names(session, [row.flow_id]).get(row.flow_id, "?")
-    view = _deployment_view(session, row, name, upcoming=10)
+    view = _deployment_view(row, name, deployments_model.schedules_of(session, row.id), upcoming=10, now=now_utc())
     from orch.control_plane.models import flow_runs as runs_model
     from orch.control_plane.schemas.filters import FlowRunFilter
 

@@ -141,9 +141,7 @@ def _state_text(page: Any) -> str:
     return str(page.locator('[data-testid="run-state"] .state').inner_text()).strip()
 
 
-def test_the_ui_in_a_browser_against_a_server_and_an_agent(
-    browser: Any, orch_home: Path, tmp_path: Path
-) -> None:
+def test_the_ui_in_a_browser_against_a_server_and_an_agent(browser: Any, orch_home: Path, tmp_path: Path) -> None:
     from tests.agents.helpers import AgentProcess
 
     server = ServerProcess(orch_env(orch_home), free_port(), tmp_path / "server.log")
