@@ -96,11 +96,13 @@ def test_unknown_flow_is_404(api: httpx.Client) -> None:
     assert "does not exist" in response.json()["detail"]
 
 
-def test_unknown_deployment_is_422(api: httpx.Client) -> None:
+def test_unknown_deployment_is_404(api: httpx.Client) -> None:
     flow = create_flow(api)
-    response = api.post("/flow_runs/", json={"flow_id": flow["id"], "deployment_id": str(uuid.uuid4())})
-    assert response.status_code == 422, response.text
-    assert response.json()["detail"]
+    deployment_id = str(uuid.uuid4())
+    response = api.post("/flow_runs/", json={"flow_id": flow["id"], "deployment_id": deployment_id})
+    assert response.status_code == 404, response.text
+    assert deployment_id in response.json()["detail"]
+    assert api.post("/flow_runs/count", json={}).json() == 0
 
 
 BAD_BODIES = [
