@@ -248,3 +248,33 @@ def test_work_queue_limit_holds_under_concurrent_claims(client: Any, app: Any, d
     assert Counter(statuses) == {"ACCEPT": 2, "WAIT": 3}
     pending = [r for r in run_ids if client.read_flow_run(r).state_type is StateType.PENDING]
     assert len(pending) == 2
+
+
+def test_concurrent_creates_with_one_idempotency_key_make_one_run(client: Any, app: Any) -> None:
+    """A scheduler and its retry (or two schedulers) create the same (deployment, scheduled time) run at once."""
+    from orch.client._embedded import EmbeddedTransport
+
+    flow = client.create_flow("idempotent")
+    body = {"flow_id": str(flow.id), "idempotency_key": "nightly@2030-01-01", "state": {"type": "SCHEDULED"}}
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def create() -> None:
+        import httpx
+
+        with httpx.Client(transport=EmbeddedTransport(app), base_url="http://test/api") as own:
+            barrier.wait()
+            response = own.post("/flow_runs/", json=body)
+        with lock:
+            answers.append((response.status_code, response.json().get("id", response.text)))
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(code for code, _ in answers) == [200] * 7 + [201], answers
+    assert len({run_id for _, run_id in answers}) == 1
+    assert client.count_flow_runs() == 1
+    assert len(client.read_flow_run_states(answers[0][1])) == 1
