@@ -209,3 +209,53 @@ def test_unforced_sequences_never_leave_a_final_state_except_to_scheduled(
     sqlite_db: Database, policy: dict[str, Any], steps: list[Proposal]
 ) -> None:
     run_sequence(sqlite_db, policy, steps)
+
+
+@settings(max_examples=30, **COMMON)  # type: ignore[arg-type]
+@given(
+    batches=st.lists(
+        st.lists(st.sampled_from(list(StateType)), min_size=0, max_size=4),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_task_run_batches_never_leave_a_final_state(sqlite_db: Database, batches: list[list[StateType]]) -> None:
+    """Task runs recorded in random batches: after a final state nothing more is written (it is reported as
+    rejected instead), and the stored version, history and counters agree."""
+    from orch.control_plane.models import task_runs
+    from orch.control_plane.schemas.states import StateCreate
+    from orch.control_plane.schemas.task_runs import TaskRunRecord
+
+    task_run_id = uuid.uuid4()
+    clock = now_utc()
+    written: list[StateType] = []
+    for batch in batches:
+        states = []
+        for type_ in batch:
+            clock += dt.timedelta(seconds=1)
+            states.append(StateCreate(type=type_, timestamp=clock))
+        record = TaskRunRecord(id=task_run_id, task_key="prop", name="prop", states=states)
+        with sqlite_db.session() as session:
+            answer = task_runs.record_batch(session, [record])
+        expected_accepted = 0
+        for type_ in batch:
+            if written and written[-1] in TERMINAL_STATES:
+                break
+            written.append(type_)
+            expected_accepted += 1
+        assert answer.accepted == expected_accepted
+        assert len(answer.rejected) == (1 if expected_accepted < len(batch) else 0)
+        for rejected in answer.rejected:
+            assert rejected["reason"]
+    with sqlite_db.session(write=False) as session:
+        row = task_runs.read(session, task_run_id)
+        assert row is not None
+        history = task_runs.read_states(session, task_run_id)
+    assert [s.type for s in history] == written
+    assert row.state_version == len(written)
+    assert row.state_type == (written[-1].value if written else None)
+    assert (row.end_time is not None) == bool(written and written[-1] in TERMINAL_STATES)
+    entries = sum(
+        1 for i, t in enumerate(written) if t is S.RUNNING and (i == 0 or written[i - 1] not in (S.RUNNING, S.PAUSED))
+    )
+    assert row.run_count == entries
