@@ -287,3 +287,38 @@ def test_lone_surrogates_are_4xx(api: httpx.Client) -> None:
         if not 400 <= response.status_code < 500:
             wrong.append(f"{method} {path} {body!r}: {response.status_code}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_timestamps_without_a_time_zone_never_cause_a_500(api: httpx.Client) -> None:
+    """``2030-01-01T00:00:00`` (no offset) is what many clients send: read it as UTC or refuse it with a 422."""
+    run = create_flow_run(api, state=state("RUNNING"))
+    naive = "2030-01-01T00:00:00"
+    attempts = [
+        ("/flow_runs/filter", {"flow_runs": {"expected_start_time": {"after_": naive}}}),
+        ("/logs/filter", {"logs": {"timestamp": {"before_": naive}}}),
+        ("/logs/", [{"level": 20, "message": "m", "timestamp": naive, "flow_run_id": run["id"]}]),
+        (f"/flow_runs/{run['id']}/set_state", {"state": {"type": "RUNNING", "timestamp": naive}}),
+        (
+            f"/flow_runs/{run['id']}/set_state",
+            {"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": naive}}},
+        ),
+        (
+            "/task_runs/batch",
+            {
+                "task_runs": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "task_key": "t",
+                        "name": "t",
+                        "states": [{"type": "RUNNING", "timestamp": naive}],
+                    }
+                ]
+            },
+        ),
+    ]
+    wrong = []
+    for path, body in attempts:
+        response = api.post(path, json=body)
+        if response.status_code >= 500:
+            wrong.append(f"{path} {json.dumps(body)[:80]}: {response.status_code}")
+    assert not wrong, "\n".join(wrong)
