@@ -22,7 +22,10 @@ def start(
     name: str = typer.Option(None, "--name", help="Agent name shown in `orch agent ls` (default host-pid)."),
     once: bool = typer.Option(False, "--run-once", help="Stop after the first batch of runs has finished (tests)."),
 ) -> None:
-    """Take runs off work queues, claim each exactly once and launch it. Stops cleanly on SIGTERM/Ctrl-C."""
+    """Take runs off work queues, claim each exactly once and launch it. Stops cleanly on SIGTERM/Ctrl-C.
+
+    Launcher settings come from ORCH_* variables (docs/agents.md); ORCH_AGENT_CLAIM_DELAY is a test hook only.
+    """
     import logging
     import signal
 
@@ -30,7 +33,10 @@ def start(
 
     if infra not in INFRA:
         fail(f"Unknown infrastructure {infra!r}: use one of {', '.join(INFRA)}.")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s")
+    # One line per event, no logger names: "2026-11-22 15:03:38 INFO    launched run 71a7dd0d-... (process 19347)".
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+    )
     for noisy in ("httpx", "httpcore", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     agent = Agent(work_queue, sqs=sqs, infra=infra, limit=limit, name=name)
