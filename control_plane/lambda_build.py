@@ -5,8 +5,9 @@ This module produces that zip on any machine, without Docker:
 
 1. **Dependencies.** orch's runtime requirements are read from the installed distribution's metadata (extras
    excluded) and installed with ``pip install --target`` for the Lambda platform (``manylinux2014_aarch64``,
-   CPython 3.12, wheels only), so no wheel built for the build machine ends up in the zip. pip's cache lives
-   under ``~/.cache/orch-lambda-build`` so that repeated builds do not download again.
+   CPython 3.12, wheels only), so no wheel built for the build machine ends up in the zip. The wheels are kept
+   in a wheelhouse under ``~/.cache/orch-lambda-build``: a repeated build installs from it without the network
+   (and so with the same versions) until ``refresh=True`` or a requirement it cannot satisfy.
 2. **orch itself.** The one ``orch`` import namespace comes from three source folders (``sdk/`` -> ``orch``,
    ``control_plane/`` -> ``orch.control_plane``, ``agents/`` -> ``orch.agents``); they are copied into the
    same layout Python sees when orch is installed.
@@ -174,11 +175,13 @@ def build_lambda(
     max_unzipped_bytes: int = LAMBDA_UNZIPPED_LIMIT,
     cache_dir: Path | None = None,
     sources: Mapping[str, Path] | None = None,
+    refresh: bool = False,
 ) -> BuildReport:
     """Build ``out_dir/lambda/`` (staging) and ``out_dir/orch-lambda.zip``; see the module docstring.
 
     ``sources`` maps the import names of :data:`ORCH_PACKAGES` to the folders to copy them from; by default
-    they are the folders the installed orch is imported from.
+    they are the folders the installed orch is imported from. ``refresh`` downloads the newest wheels that
+    satisfy the requirements even when the wheelhouse could satisfy them already.
     """
     say = progress or (lambda _message: None)
     started = time.monotonic()
@@ -193,7 +196,7 @@ def build_lambda(
 
     requirements = runtime_requirements(python_version=python_version, platform=platform)
     say(f"Installing {len(requirements)} requirements for {platform}, CPython {python_version}")
-    _pip_install(requirements, staging, python_version=python_version, platform=platform, cache=cache)
+    _pip_install(requirements, staging, python_version=python_version, platform=platform, cache=cache, refresh=refresh)
 
     say("Copying orch")
     for name, target in ORCH_PACKAGES.items():
@@ -227,17 +230,19 @@ def main(out: Path = Path("dist")) -> BuildReport:
     return build_lambda(out, progress=lambda message: print(message, file=sys.stderr))
 
 
-def _pip_install(requirements: list[str], target: Path, *, python_version: str, platform: str, cache: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--target",
-        str(target),
+def _pip_install(
+    requirements: list[str], target: Path, *, python_version: str, platform: str, cache: Path, refresh: bool
+) -> None:
+    """Install from a wheelhouse of Lambda-platform wheels; download into it only what it lacks (or on refresh).
+
+    A plain pip cache would not do: resolving against the index fetches every project's page (megabytes each)
+    on every build. With the wheelhouse a repeated build does not touch the network at all.
+    """
+    wheelhouse = cache / "wheels" / f"{platform}-cp{python_version.replace('.', '')}"
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    quiet = ["--quiet", "--disable-pip-version-check", "--no-input"]
+    platform_options = [
         "--platform",
         platform,
         "--python-version",
@@ -245,16 +250,40 @@ def _pip_install(requirements: list[str], target: Path, *, python_version: str, 
         "--implementation",
         "cp",
         "--only-binary=:all:",
+    ]
+    install = [
+        *pip,
+        "install",
+        *quiet,
+        "--no-index",
+        "--find-links",
+        str(wheelhouse),
+        "--target",
+        str(target),
+        *platform_options,
         # The pycs pip would write come from the build machine's interpreter; we compile for 3.12 ourselves.
         "--no-compile",
-        "--cache-dir",
-        str(cache / "pip"),
         *requirements,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-        raise LambdaBuildError("pip could not install the Lambda dependencies:\n" + "\n".join(detail))
+    if not refresh and _run(install).returncode == 0:
+        return
+    # The wheelhouse lacked something: fill it from the index, then install from it into a clean target.
+    shutil.rmtree(target)
+    target.mkdir()
+    download = _run([*pip, "download", *quiet, "--dest", str(wheelhouse), *platform_options, *requirements])
+    if download.returncode != 0:
+        raise LambdaBuildError("pip could not download the Lambda dependencies:\n" + _tail(download))
+    installed = _run(install)
+    if installed.returncode != 0:
+        raise LambdaBuildError("pip could not install the Lambda dependencies:\n" + _tail(installed))
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def _tail(result: subprocess.CompletedProcess[str], lines: int = 5) -> str:
+    return "\n".join((result.stderr or result.stdout).strip().splitlines()[-lines:])
 
 
 def source_folder(name: str) -> Path:
