@@ -353,7 +353,7 @@ def revoke_key(
 def _safe_next(value: str) -> str:
     """Only same-site paths after login (never an absolute URL: no open redirect)."""
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
 

@@ -54,6 +54,45 @@ def test_every_page_renders_with_its_data(app: Any, seeded: Any) -> None:
         assert ui.get("/static/app.css").status_code == 200
 
 
+def test_dashboard_shows_a_queue_backing_up_and_late_runs(app: Any, database: Any, seeded: Any) -> None:
+    import datetime as dt
+
+    from orch.control_plane.models import flow_runs
+    from orch.control_plane.schemas.flow_runs import FlowRunCreate
+    from orch.control_plane.schemas.states import StateCreate, StateDetails, StateType
+
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    with database.session() as session:
+        for name in ("waiting-1", "waiting-2"):
+            flow_runs.create(
+                session,
+                FlowRunCreate(
+                    flow_id=seeded.flow_id,
+                    name=name,
+                    work_queue_name="backlog",
+                    state=StateCreate(type=StateType.SCHEDULED, state_details=StateDetails(scheduled_time=past)),
+                ),
+            )
+        late, _ = flow_runs.create(
+            session,
+            FlowRunCreate(
+                flow_id=seeded.flow_id,
+                name="tardy-run",
+                work_queue_name="backlog",
+                state=StateCreate(type=StateType.SCHEDULED, state_details=StateDetails(scheduled_time=past)),
+            ),
+        )
+        flow_runs.set_state(session, late.id, StateCreate(type=StateType.SCHEDULED, name="Late"))
+        from orch.control_plane.models import work_queues
+
+        work_queues.ensure(session, "backlog")
+    with ui_client(app) as ui:
+        html = ui.get("/").text
+    backing_up = html.split('id="queues"')[1]
+    assert "backlog" in backing_up and "<td>3</td>" in backing_up  # three due runs waiting
+    assert "tardy-run" in html.split('id="late"')[1].split('id="queues"')[0]
+
+
 def test_runs_list_filters_and_keyset_pages(app: Any, database: Any, seeded: Any) -> None:
     from orch.control_plane.models import flow_runs
     from orch.control_plane.schemas.flow_runs import FlowRunCreate
@@ -261,6 +300,22 @@ def test_login_sets_a_signed_session_cookie_and_pages_need_it(app: Any, database
         ui.cookies.clear()
         ui.cookies.set("orch_session", forged)
         assert ui.get("/runs").status_code == 303
+
+
+def test_logout_ends_the_session_and_login_never_redirects_off_site(app: Any, database: Any) -> None:
+    key = create_key(database, "read")
+    with ui_client(app) as ui:
+        login(ui, key)
+        page = ui.get("/runs")
+        assert page.status_code == 200
+        assert ui.post("/logout", data={"csrf": "wrong"}).status_code == 403
+        out = ui.post("/logout", data={"csrf": csrf_from(page.text)})
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert ui.get("/runs").status_code == 303
+        for target in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+            form = ui.get("/login")
+            done = ui.post("/login", data={"key": key, "csrf": csrf_from(form.text), "next": target})
+            assert done.status_code == 303 and done.headers["location"] == "/", target
 
 
 def test_session_cookie_is_secure_over_https(app: Any, database: Any) -> None:
