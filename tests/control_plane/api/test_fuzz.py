@@ -322,3 +322,21 @@ def test_timestamps_without_a_time_zone_never_cause_a_500(api: httpx.Client) -> 
         if response.status_code >= 500:
             wrong.append(f"{path} {json.dumps(body)[:80]}: {response.status_code}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_hostile_names_in_paths_never_cause_a_500(api: httpx.Client) -> None:
+    """Names in URL paths (flows, work queues, deployments) with NUL/control characters or invalid UTF-8."""
+    wrong = []
+    for name in ("a%00b", "a%01b", "%ED%A0%80", "..%2F..%2Fetc", "%27%3B%20DROP%20TABLE%20flows%3B--"):
+        for method, path in [
+            ("GET", f"/flows/name/{name}"),
+            ("GET", f"/work_queues/name/{name}"),
+            ("GET", f"/work_queues/{name}/status"),
+            ("GET", f"/work_queues/{name}/preview"),
+            ("POST", f"/work_queues/{name}/get_runs"),
+            ("GET", f"/deployments/name/{name}/{name}"),
+        ]:
+            response = api.request(method, path, json={} if method == "POST" else None)
+            if response.status_code >= 500:
+                wrong.append(f"{method} {path}: {response.status_code}")
+    assert not wrong, "\n".join(wrong)
