@@ -293,3 +293,19 @@ def test_subprocess_json_and_db_upgrade(orch_home: Path) -> None:
     listed = _subprocess(orch_home, "flow-run", "ls", "--json")
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
+
+
+def test_state_names_are_matched_whatever_their_case(capsys: pytest.CaptureFixture[str], client: Any) -> None:
+    """``--state`` accepts ``awaitingretry`` (the check lower-cases it), so it must also find AwaitingRetry runs."""
+    from orch.control_plane.schemas.flow_runs import FlowRunUpdate
+    from orch.control_plane.schemas.states import StateCreate, StateType
+
+    run = _run(client, state=StateType.RUNNING)
+    client.update_flow_run(run.id, FlowRunUpdate(empirical_policy={"retries": 1}))
+    answer = client.set_flow_run_state(run.id, StateCreate(type=StateType.FAILED))
+    assert answer.state is not None
+    assert answer.state.name == "AwaitingRetry"
+    for spelling in ("AwaitingRetry", "awaitingretry", "AWAITINGRETRY"):
+        code, out, err = run_cli(capsys, "flow-run", "ls", "--json", "--state", spelling)
+        assert code == 0, err
+        assert [r["id"] for r in json.loads(out)] == [str(run.id)], spelling
