@@ -3,9 +3,9 @@
 Seeds a throwaway PostgreSQL (started from the system's binaries, deleted afterwards) with ``--runs`` flow runs
 (default 100,000) spread over 30 days in 20 flows, their state history, task runs (one big run with
 ``--tasks`` task runs, five for each recent run) and ``--logs`` log lines (default 1,000,000: a fifth in the big
-run, the rest in 100-line runs), with ``COPY`` — two to three minutes on 2 shared cores. Then it renders each page in-process
-(the real app over ASGI, no network) and reads the server's own time from the ``Server-Timing`` header that every UI
-page sends (``total``: from the request reaching the UI to the rendered HTML; ``db``: the database part).
+run, the rest in 100-line runs), with ``COPY`` — two to three minutes on 2 shared cores. Then it renders each page
+in-process (the real app over ASGI, no network) and reads the server's own time from the ``Server-Timing`` header
+that every UI page sends (``total``: from the request reaching the UI to the rendered HTML; ``db``: the database part).
 
     python bench/ui_pages.py                       # 100k runs, 1M logs
     python bench/ui_pages.py --runs 20000 --logs 200000 --repeat 5

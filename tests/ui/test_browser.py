@@ -45,6 +45,9 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Read at import: the autouse ``orch_home`` fixture removes every ORCH_* variable before a test runs.
+REQUIRE_BROWSER = os.environ.get("ORCH_TEST_REQUIRE_BROWSER") == "1"
+KEEP_SCREENSHOTS = os.environ.get("ORCH_UI_SCREENSHOTS")
 SLEEPY_FLOW = textwrap.dedent(
     """
     import time
@@ -72,7 +75,7 @@ SLEEPY_YAML = textwrap.dedent(
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("ORCH_TEST_REQUIRE_BROWSER") == "1":
+    if REQUIRE_BROWSER:
         pytest.fail(f"ORCH_TEST_REQUIRE_BROWSER=1 but {reason} (run scripts/install-browser.sh)")
     pytest.skip(reason)
 
@@ -123,8 +126,7 @@ class Shots:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        keep = os.environ.get("ORCH_UI_SCREENSHOTS")
-        self.keep = Path(keep) if keep else None
+        self.keep = Path(KEEP_SCREENSHOTS) if KEEP_SCREENSHOTS else None
         self.taken: list[Path] = []
 
     def __call__(self, page: Any, name: str) -> None:
