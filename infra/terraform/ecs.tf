@@ -1,5 +1,5 @@
 # The Fargate cluster flow runs are launched on, its two roles and its log group.
-#   execution role: used by ECS itself to pull the image and ship the container's logs;
+#   execution role: used by ECS itself to pull the image, ship the container's logs and read the API key secret;
 #   task role:      the flow run's own AWS identity: read code bundles, write results.
 
 resource "aws_ecs_cluster" "this" {
@@ -67,6 +67,13 @@ resource "aws_iam_role_policy" "ecs_execution" {
         Effect   = "Allow"
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
         Resource = ["${aws_cloudwatch_log_group.tasks.arn}:*"]
+      },
+      {
+        # ECS resolves the container's ORCH_API_KEY from this secret when it starts the task.
+        Sid      = "ReadFlowRunApiKey"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = [aws_secretsmanager_secret.flow_run_api_key.arn]
       },
     ]
   })

@@ -15,8 +15,9 @@
 #   ecs_dispatch          x                x                   launch, cancel and watch flow runs on the cluster
 #
 # No statement allows a wildcard action. Resources are "*" only for actions IAM cannot scope to a resource
-# (ec2 network-interface actions of Lambda in a VPC, scheduler:ListSchedules, ecs:RegisterTaskDefinition and
-# ecs:DescribeTaskDefinition); PassRole, which decides what those task definitions can do, names the two roles.
+# (ec2 network-interface actions of Lambda in a VPC, scheduler:ListSchedules, ecs:RegisterTaskDefinition,
+# ecs:DescribeTaskDefinition, ecs:ListTaskDefinitions); PassRole, which decides what those task definitions can do,
+# names the two roles.
 
 locals {
   cluster_condition = { ArnEquals = { "ecs:cluster" = aws_ecs_cluster.this.arn } }
@@ -134,9 +135,17 @@ locals {
         Condition = { StringEquals = { "ecs:CreateAction" = "RunTask" } }
       },
       {
+        # The ECS launcher tags each task definition revision with the hash of its content when registering it.
+        Sid       = "TagTaskDefinitionsAtRegistration"
+        Effect    = "Allow"
+        Action    = ["ecs:TagResource"]
+        Resource  = ["arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/*"]
+        Condition = { StringEquals = { "ecs:CreateAction" = "RegisterTaskDefinition" } }
+      },
+      {
         Sid      = "TaskDefinitions"
         Effect   = "Allow"
-        Action   = ["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition"]
+        Action   = ["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"]
         Resource = ["*"]
       },
       {

@@ -79,3 +79,18 @@ output "function_names" {
   description = "Names of the four control plane functions, by role (api, schedule, services, ecs_events)."
   value       = { for key, function in aws_lambda_function.this : key => function.function_name }
 }
+
+output "assign_public_ip" {
+  description = "Whether flow-run tasks need a public IP (ORCH_ECS_ASSIGN_PUBLIC_IP): always, the subnets have no NAT."
+  value       = true
+}
+
+output "sqs_queue_prefix" {
+  description = "Prefix of the work queues' SQS queue names (ORCH_SQS_QUEUE_PREFIX)."
+  value       = local.queue_prefix
+}
+
+output "flow_run_api_key_secret_arn" {
+  description = "Secret for the API key flow-run tasks report with (ORCH_ECS_API_KEY_SECRET_ARN); you put the value."
+  value       = aws_secretsmanager_secret.flow_run_api_key.arn
+}

@@ -23,3 +23,13 @@ module "bootstrap_key_value" {
   secret_id     = aws_secretsmanager_secret.bootstrap_key.id
   value_version = var.bootstrap_key_version
 }
+
+# The API key flow-run tasks use to report to the API. ECS injects it into the container (ORCH_API_KEY) from this
+# secret, so it never appears in a task definition: create a key for the agents' runs (`orch api-key create`) and
+# put it here (`aws secretsmanager put-secret-value --secret-id <flow_run_api_key_secret_arn> --secret-string ...`);
+# agents name the secret with ORCH_ECS_API_KEY_SECRET_ARN.
+resource "aws_secretsmanager_secret" "flow_run_api_key" {
+  name                    = "${local.prefix}/flow-run-api-key"
+  description             = "orch API key that flow-run tasks on ECS report with (you put the value)"
+  recovery_window_in_days = var.secret_recovery_window_days
+}

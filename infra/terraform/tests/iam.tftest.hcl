@@ -49,7 +49,7 @@ run "least_privilege" {
         for s in jsondecode(p.policy).Statement : s.Resource == ["*"] ? alltrue([for a in s.Action : contains([
           "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface",
           "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses", "scheduler:ListSchedules",
-          "ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition",
+          "ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions",
         ], a)]) : true
       ]
     ]))
@@ -150,6 +150,18 @@ run "least_privilege" {
   assert {
     condition     = contains([for s in jsondecode(aws_iam_role_policy.ecs_execution.policy).Statement : s.Resource if s.Sid == "WriteFlowRunLogs"], ["${aws_cloudwatch_log_group.tasks.arn}:*"])
     error_message = "Task logs go to the stack's log group."
+  }
+  assert {
+    condition     = [for s in jsondecode(aws_iam_role_policy.ecs_execution.policy).Statement : s.Resource if contains(s.Action, "secretsmanager:GetSecretValue")] == [[output.flow_run_api_key_secret_arn]]
+    error_message = "ECS reads the flow-run API key secret and no other."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for p in aws_iam_role_policy.lambda : [
+        for s in jsondecode(p.policy).Statement : s.Condition.StringEquals["ecs:CreateAction"] != null if contains(s.Action, "ecs:TagResource")
+      ]
+    ]))
+    error_message = "ECS resources may be tagged only while they are created."
   }
 
   # --- agent policy ---

@@ -170,3 +170,8 @@ mock_resource "aws_db_proxy_default_target_group" {
     name = "default"
   }
 }
+
+override_resource {
+  target = aws_secretsmanager_secret.flow_run_api_key
+  values = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orch/flow-run-api-key-GhIjKl" }
+}
