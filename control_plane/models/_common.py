@@ -51,9 +51,17 @@ def state_columns(state: State) -> dict[str, Any]:
         "state_name": state.name,
         "state_timestamp": state.timestamp,
         "state_message": state.message,
-        "state_details": state.state_details.model_dump(mode="json", exclude_none=True),
+        "state_details": details_json(state),
         "state_data": state.data,
     }
+
+
+def details_json(state: State) -> dict[str, Any]:
+    details = state.state_details
+    # Most states carry no details: skip pydantic's serializer for them (the task-run batch path is hot).
+    if not details.model_fields_set:
+        return {}
+    return details.model_dump(mode="json", exclude_none=True)
 
 
 def history_row(state: State) -> dict[str, Any]:
@@ -63,7 +71,7 @@ def history_row(state: State) -> dict[str, Any]:
         "name": state.name,
         "timestamp": state.timestamp,
         "message": state.message,
-        "state_details": state.state_details.model_dump(mode="json", exclude_none=True),
+        "state_details": details_json(state),
         "data": state.data,
         "created": state.timestamp,
         "updated": state.timestamp,

@@ -8,7 +8,7 @@ rows, bulk inserts, one UPDATE per changed existing row) because it sits behind 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -32,6 +32,29 @@ from orch.control_plane.schemas.base import now_utc
 from orch.control_plane.schemas.filters import TaskRunFilter, TaskRunSort
 from orch.control_plane.schemas.states import OrchestrationResult, State, StateCreate
 
+_TASK_RUNS = cast(sa.Table, orm.TaskRun.__table__)
+_TASK_RUN_STATES = cast(sa.Table, orm.TaskRunState.__table__)
+_SELECT_EXISTING = sa.select(
+    *[
+        _TASK_RUNS.c[name]
+        for name in (
+            "id",
+            "state_type",
+            "state_name",
+            "state_timestamp",
+            "state_message",
+            "state_details",
+            "state_data",
+            "state_version",
+            "run_count",
+            "start_time",
+            "end_time",
+            "total_run_time",
+            "expected_start_time",
+            "updated",
+        )
+    ]
+)
 _RUN_FIELDS = (
     "state_version",
     "run_count",
@@ -95,9 +118,8 @@ def record_batch(session: Session, records: list[schemas.TaskRunRecord]) -> sche
     """Upsert task runs and append their new states. Refused states are reported, not written."""
     now = now_utc()
     ids = [r.id for r in records]
-    existing = (
-        {row.id: row for row in session.scalars(sa.select(orm.TaskRun).where(orm.TaskRun.id.in_(ids)))} if ids else {}
-    )
+    conn = session.connection()
+    existing = {row.id: row for row in conn.execute(_SELECT_EXISTING.where(_TASK_RUNS.c.id.in_(ids)))} if ids else {}
     views: dict[uuid.UUID, RunView] = {}
     new_records: dict[uuid.UUID, schemas.TaskRunRecord] = {}
     history: list[dict[str, Any]] = []
@@ -122,22 +144,25 @@ def record_batch(session: Session, records: list[schemas.TaskRunRecord]) -> sche
         view.run_count = max(view.run_count, record.run_count)
     new_rows = [_new_row(record, views[run_id], now) for run_id, record in new_records.items()]
     changed = {run_id: (view, 0) for run_id, view in views.items() if run_id not in new_records}
+    # Core executemany on the tables: the ORM's bulk-insert bookkeeping would cost more than the rows themselves.
     if new_rows:
-        session.execute(sa.insert(orm.TaskRun), new_rows)
+        conn.execute(_TASK_RUNS.insert(), new_rows)
     if changed:
         _flush_existing(session, changed, now)
     if history:
-        session.execute(sa.insert(orm.TaskRunState), history)
+        conn.execute(_TASK_RUN_STATES.insert(), history)
     return schemas.TaskRunBatchResult(accepted=accepted, rejected=rejected)
 
 
 def _context(view: RunView, proposed: StateCreate, now: Any) -> OrchestrationContext:
-    state = State(
+    # The proposal was validated with the request; build the State without validating (and copying) it again.
+    state = State.model_construct(
+        id=None,
         type=proposed.type,
         name=proposed.resolved_name(),
         timestamp=proposed.timestamp or now,
         message=proposed.message,
-        state_details=proposed.state_details.model_copy(),
+        state_details=proposed.state_details,
         data=proposed.data,
     )
     # Task-run times come from the client that ran the task (the batch arrives later): keep them, but never

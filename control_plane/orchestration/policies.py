@@ -94,5 +94,5 @@ def _bookkeeping(ctx: OrchestrationContext) -> None:
         run.end_time = ctx.now
     elif old_type in TERMINAL_STATES:
         run.end_time = None
-    run.state = new.model_copy()
+    run.state = new
     run.state_version += 1
