@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     default_result_storage: str | None = Field(default=None, description="Default result storage (folder or s3://).")
     storage_url: str | None = Field(
         default=None,
-        description="Where `orch deploy` puts code bundles (folder or s3://bucket/prefix); default: the result storage.",
+        description="Where `orch deploy` puts code bundles (folder or s3://bucket/prefix); default: result storage.",
     )
     record_batch_interval: float = Field(
         default=0.5,
