@@ -267,7 +267,7 @@ class DatabaseSource:
 
 
 class SqsSource:
-    """Long-polls each work queue's SQS queue (``WaitTimeSeconds``, 20 by default).
+    """Long-polls each work queue's SQS queue (``WaitTimeSeconds``: ``ORCH_AGENT_SQS_WAIT_SECONDS``).
 
     Stopping: no new receive starts; a receive already in flight is waited for (at most ``wait_seconds``) and
     whatever it returns is made visible again at once (``VisibilityTimeout=0``), so other agents get those runs
