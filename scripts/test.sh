@@ -26,6 +26,8 @@ fi
 if [ -f scripts/install-browser.sh ]; then
   step "installing headless Chromium for the UI tests"
   bash scripts/install-browser.sh
+  # The browser is installed: a UI test must fail, not skip, if it cannot start it.
+  export ORCH_TEST_REQUIRE_BROWSER=1
 fi
 
 step "ruff"

@@ -14,6 +14,7 @@ One root, so ``except OrchError`` catches everything orch raises on purpose::
     ├── ParameterValidationError  a flow was called with bad parameters
     ├── TaskTimeoutError / FlowTimeoutError  a run exceeded ``timeout_seconds``
     ├── UnfinishedRun             ``.result()`` on a state that is not final
+    ├── UpstreamTaskError         a task's input came from a task that did not complete
     ├── CancelledRun / CrashedRun raised by ``State.result()`` for those states
     └── InfrastructureError       an agent could not launch or watch a run
 """
@@ -71,6 +72,10 @@ class FlowTimeoutError(OrchError, TimeoutError):
 
 class UnfinishedRun(OrchError):
     """``result()`` was asked of a state that is not final."""
+
+
+class UpstreamTaskError(OrchError):
+    """A task did not run because a run it depends on did not complete (raised through ``orch.futures``)."""
 
 
 class CancelledRun(OrchError):

@@ -105,6 +105,19 @@ class Flow(Generic[P, R]):
             self._validator = build_validator(self.fn, self.name)
         return validate_parameters(self._validator, params, self.name)
 
+    def deploy(self, name: str, **options: Any) -> Any:
+        """Bundle this flow's project, store it and register the deployment ``FLOW/name`` (as Prefect's
+        ``flow.deploy``); options as in ``orch.yaml`` (``work_queue``, ``cron``, ``parameters``, ``infra``...)."""
+        from orch.deployments import deploy
+
+        return deploy(self, name, **options)
+
+    def to_deployment(self, name: str, **options: Any) -> Any:
+        """The deployment definition for this flow, without registering it (Prefect's ``flow.to_deployment``)."""
+        from orch.deployments import to_deployment
+
+        return to_deployment(self, name, **options)
+
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy of this flow with some options changed (same names as ``@flow``)."""
         current = {

@@ -15,16 +15,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from orch._annotations import allow_failure, unmapped
-from orch.exceptions import OrchError
+from orch.exceptions import UpstreamTaskError
 from orch.states import State, StateType
 
 R = TypeVar("R")
 
 __all__ = ["DoneAndNotDoneFutures", "OrchFuture", "UpstreamTaskError", "as_completed", "wait"]
-
-
-class UpstreamTaskError(OrchError):
-    """A task did not run because a run it depends on did not complete."""
 
 
 class OrchFuture(Generic[R]):

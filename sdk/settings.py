@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     record_buffer_limit: int = Field(
         default=100_000, ge=100, description="Records kept in memory while the control plane is unreachable."
     )
+    heartbeat_interval: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Seconds between a running flow's heartbeats (the server's default timeout is 90 s).",
+    )
     debug: bool = Field(default=False, description="Show tracebacks from the CLI.")
 
     @field_validator("api_url")

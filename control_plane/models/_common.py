@@ -130,7 +130,10 @@ def keyset_condition(
         eqs = [columns[j] == values[j] for j in range(i)]
         cmp = column < values[i] if descending else column > values[i]
         clauses.append(sa.and_(*eqs, cmp))
-    return sa.or_(*clauses)
+    # The redundant bound on the leading column is an index condition (the scan starts at the cursor); the OR
+    # alone is only a filter for PostgreSQL, so deep pages would read every earlier row.
+    first = columns[0] <= values[0] if descending else columns[0] >= values[0]
+    return sa.and_(first, sa.or_(*clauses))
 
 
 # -- tags ----------------------------------------------------------------------------------------------------------

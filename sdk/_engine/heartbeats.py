@@ -18,6 +18,14 @@ logger = logging.getLogger("orch.heartbeats")
 # Seconds between heartbeats (well under the server's default 90 s heartbeat timeout).
 INTERVAL = 10.0
 
+
+def _interval() -> float:
+    """``ORCH_HEARTBEAT_INTERVAL`` (default :data:`INTERVAL`); keep it well under the server's heartbeat timeout."""
+    from orch.settings import get_settings
+
+    return get_settings().heartbeat_interval
+
+
 _runs: dict[uuid.UUID, tuple[Any, threading.Event]] = {}
 _lock = threading.Lock()
 _wake = threading.Event()
@@ -45,7 +53,7 @@ def beat_now() -> None:
 
 def _loop() -> None:
     while True:
-        _wake.wait(INTERVAL)
+        _wake.wait(_interval())
         _wake.clear()
         with _lock:
             runs = list(_runs.items())

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 14:25:28.368681
+Create Date: 2026-11-22 15:25:00.240329
 """
 
 from __future__ import annotations
@@ -266,6 +266,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_logs")),
     )
     with op.batch_alter_table("logs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_logs__flow_run_id_level_timestamp_id", ["flow_run_id", "level", "timestamp", "id"], unique=False
+        )
         batch_op.create_index("ix_logs__flow_run_id_timestamp_id", ["flow_run_id", "timestamp", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_logs__task_run_id"), ["task_run_id"], unique=False)
 
@@ -355,6 +358,7 @@ def downgrade() -> None:
     with op.batch_alter_table("logs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_logs__task_run_id"))
         batch_op.drop_index("ix_logs__flow_run_id_timestamp_id")
+        batch_op.drop_index("ix_logs__flow_run_id_level_timestamp_id")
 
     op.drop_table("logs")
     with op.batch_alter_table("flow_run_states", schema=None) as batch_op:
