@@ -44,6 +44,9 @@ TF_KEYS = {
     "ecs_execution_role_arn": "ORCH_ECS_EXECUTION_ROLE_ARN",
     "ecs_log_group": "ORCH_ECS_LOG_GROUP",
     "bootstrap_key_secret_arn": "ORCH_BOOTSTRAP_KEY_SECRET_ARN",
+    "assign_public_ip": "ORCH_ECS_ASSIGN_PUBLIC_IP",
+    "sqs_queue_prefix": "ORCH_SQS_QUEUE_PREFIX",
+    "flow_run_api_key_secret_arn": "ORCH_ECS_API_KEY_SECRET_ARN",
 }
 
 
