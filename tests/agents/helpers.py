@@ -98,9 +98,16 @@ def interval(marker_dir: Path, run_id: str) -> tuple[float, float]:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy or ``timeout`` passes. A 503 from the server (SQLite busy
+    while agents and engines write, on a loaded machine) is "not yet", not a failure of the behaviour under test."""
+    from orch.exceptions import ServerUnavailable
+
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except ServerUnavailable:
+            value = None
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
