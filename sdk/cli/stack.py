@@ -50,9 +50,19 @@ TF_KEYS = {
 }
 
 
+def _normalised(settings: dict[str, str]) -> dict[str, str]:
+    """Values in the form orch's settings parse (ECS's ENABLED/DISABLED and Terraform's true/false → a bool)."""
+    flag = settings.get("ORCH_ECS_ASSIGN_PUBLIC_IP")
+    if flag is not None:
+        settings["ORCH_ECS_ASSIGN_PUBLIC_IP"] = (
+            "true" if flag.strip().lower() in ("enabled", "true", "1", "on") else "false"
+        )
+    return settings
+
+
 def from_cloudformation(outputs: list[dict[str, str]]) -> dict[str, str]:
     values = {o["OutputKey"]: o["OutputValue"] for o in outputs}
-    return {setting: values[key] for key, setting in CFN_KEYS.items() if values.get(key)}
+    return _normalised({setting: values[key] for key, setting in CFN_KEYS.items() if values.get(key)})
 
 
 def from_terraform(outputs: dict[str, Any]) -> dict[str, str]:
@@ -70,7 +80,7 @@ def from_terraform(outputs: dict[str, Any]) -> dict[str, str]:
         settings["ORCH_STORAGE_URL"] = f"s3://{value('code_bucket')}/bundles"
     if value("results_bucket"):
         settings["ORCH_DEFAULT_RESULT_STORAGE"] = f"s3://{value('results_bucket')}/results"
-    return settings
+    return _normalised(settings)
 
 
 def read_cloudformation(stack: str) -> dict[str, str]:

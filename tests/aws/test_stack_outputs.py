@@ -32,6 +32,7 @@ TEMPLATE = {
         "TaskRoleArn": {"Value": "arn:aws:iam::123456789012:role/task"},
         "ExecutionRoleArn": {"Value": "arn:aws:iam::123456789012:role/exec"},
         "LogGroup": {"Value": "/orch/flow-runs"},
+        "AssignPublicIp": {"Value": "ENABLED"},
         "Unrelated": {"Value": "ignored"},
     },
 }
@@ -46,6 +47,7 @@ def test_cloudformation_outputs_saved_in_profile(moto: Any, aws_env: Any, orch_h
     assert settings["ORCH_API_URL"] == "https://abc.lambda-url.us-east-1.on.aws"
     assert settings["ORCH_STORAGE_URL"] == "s3://orch-code-123/bundles"
     assert settings["ORCH_ECS_SUBNETS"] == "subnet-1,subnet-2"
+    assert settings["ORCH_ECS_ASSIGN_PUBLIC_IP"] == "true"
     assert "Unrelated" not in json.dumps(settings)
 
     code, _, _ = run_cli(["stack", "outputs", "--save"], capsys)
@@ -77,12 +79,14 @@ def test_terraform_outputs_are_normalised() -> None:
         "results_bucket": {"value": "res-b"},
         "subnets": {"value": ["subnet-a", "subnet-b"]},
         "cluster_arn": {"value": "arn:aws:ecs:eu-west-1:1:cluster/orch"},
+        "assign_public_ip": {"value": False},
     }
     settings = from_terraform(outputs)
     assert settings == {
         "ORCH_API_URL": "https://x.lambda-url.eu-west-1.on.aws/",
         "ORCH_ECS_CLUSTER": "arn:aws:ecs:eu-west-1:1:cluster/orch",
         "ORCH_ECS_SUBNETS": "subnet-a,subnet-b",
+        "ORCH_ECS_ASSIGN_PUBLIC_IP": "false",
         "ORCH_STORAGE_URL": "s3://code-b/bundles",
         "ORCH_DEFAULT_RESULT_STORAGE": "s3://res-b/results",
     }
