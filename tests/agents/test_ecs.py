@@ -217,3 +217,15 @@ def test_exit_status_carries_the_stop_code_reason_and_exit_code() -> None:
     assert "exit code 3" in exited.reason
     ok = exit_status({"lastStatus": "STOPPED", "containers": [{"name": "orch", "exitCode": 0}]})
     assert ok is not None and ok.ok
+
+
+def test_the_control_planes_ecs_event_handler_finds_the_run_of_a_launched_task(ecs: Any) -> None:
+    """Contract with ``orch.control_plane.ecs_events``: a stopped task's event carries what run_task was given."""
+    from orch.control_plane.ecs_events import run_id_of
+
+    infra = EcsInfrastructure(settings=settings(), ecs_client=ecs)
+    req = request()
+    sent = infra.run_task_request(req, "arn:aws:ecs:us-east-1:123456789012:task-definition/orch-hello-nightly:1")
+    event_detail = {"overrides": sent["overrides"], "startedBy": sent["startedBy"], "lastStatus": "STOPPED"}
+    assert str(run_id_of(event_detail)) == req.run_id
+    assert str(run_id_of({"startedBy": sent["startedBy"]})) == req.run_id
