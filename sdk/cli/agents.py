@@ -37,7 +37,7 @@ def start(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
     )
-    for noisy in ("httpx", "httpcore", "botocore", "urllib3"):
+    for noisy in ("httpx", "httpcore", "botocore", "urllib3", "alembic", "docker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     agent = Agent(work_queue, sqs=sqs, infra=infra, limit=limit, name=name)
 
