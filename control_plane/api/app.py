@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from orch.control_plane.db.engine import Database, get_database
 from orch.control_plane.settings import ServerSettings, get_settings
@@ -73,10 +73,21 @@ def create_app(
     app.state.database = db
     app.state.settings = settings
     errors.install(app)
-    for target in APP_EXTENSIONS:
-        _mount(app, target, required=True)
-    for target in OPTIONAL_EXTENSIONS:
-        _mount(app, target, required=False)
+    # All API routers hang under one /api router: a request to the UI does not try every API route, and an API
+    # request tries only API routes.
+    api = APIRouter(prefix=API_PREFIX)
+    hooks = []
+    for target, required in [(t, True) for t in APP_EXTENSIONS] + [(t, False) for t in OPTIONAL_EXTENSIONS]:
+        obj = _load(target, required=required)
+        if obj is None:
+            continue
+        if hasattr(obj, "routes"):
+            api.include_router(obj)
+        else:
+            hooks.append(obj)
+    app.include_router(api)
+    for hook in hooks:
+        hook(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -89,7 +100,8 @@ def create_app(
     return app
 
 
-def _mount(app: FastAPI, target: str, *, required: bool) -> None:
+def _load(target: str, *, required: bool) -> Any:
+    """The router or install hook named ``module:attribute``; None for a missing optional module."""
     import importlib
 
     module_name, _, attr = target.partition(":")
@@ -98,9 +110,5 @@ def _mount(app: FastAPI, target: str, *, required: bool) -> None:
     except ModuleNotFoundError as exc:
         if required or exc.name != module_name:
             raise
-        return
-    obj = getattr(module, attr)
-    if callable(obj) and not hasattr(obj, "routes"):
-        obj(app)
-    else:
-        app.include_router(obj, prefix=API_PREFIX)
+        return None
+    return getattr(module, attr)

@@ -52,3 +52,11 @@ def declared_scope(route: Any) -> Scope | str | None:
         if isinstance(check, _ScopeCheck):
             return check.scope
     return None
+
+
+async def require_scope(request: Request, scope: Scope) -> None:
+    """Ask for a further scope inside a route whose needs depend on its input (e.g. a flow run *of a deployment*
+    needs ``deploy`` where an ad-hoc run needs ``agent``). A no-op where authentication is off or in-process."""
+    checker = getattr(request.app.state, "authenticate", None)
+    if checker is not None:
+        await checker(request, scope)

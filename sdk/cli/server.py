@@ -18,12 +18,16 @@ def start(
     host: str = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1, or ORCH_SERVER_HOST)."),
     port: int = typer.Option(None, "--port", help="Port to listen on (default 4200, or ORCH_SERVER_PORT).", min=1),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
-    services: bool = typer.Option(True, "--services/--no-services", help="Run the background services loop."),
+    services: bool | None = typer.Option(
+        None, "--services/--no-services", help="Run the background services loop (default: ORCH_SERVICES_ENABLED, on)."
+    ),
 ) -> None:
     """Start the API and UI under uvicorn, migrating the database first."""
     from orch.control_plane.server import serve
 
-    overrides: dict[str, object] = {"services_enabled": services}
+    overrides: dict[str, object] = {}
+    if services is not None:
+        overrides["services_enabled"] = services
     if host is not None:
         overrides["server_host"] = host
     if port is not None:

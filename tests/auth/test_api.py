@@ -322,11 +322,6 @@ def test_require_checks_a_further_scope_inside_a_route(database: Any, admin_key:
         assert client.post("/echo", params={"for_deployment": "true"}, headers=bearer(deploy)).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recommended scope change, not yet applied in routes/flow_runs.py: runs of deployments and forced "
-    "transitions need 'deploy' (remove this mark when it lands)",
-)
 def test_an_agent_key_cannot_start_runs_of_deployments_or_force_states(api_: httpx.Client, admin_key: str) -> None:
     """``POST /deployments/{id}/create_flow_run`` needs ``deploy``; an agent key must not reach the same result
     through ``POST /flow_runs/`` with a ``deployment_id`` (a run of the deployment's code, with parameters of its

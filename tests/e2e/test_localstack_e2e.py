@@ -56,15 +56,15 @@ RUN_TIMEOUT = 90.0
 
 
 class ServerWithoutServices(ServerProcess):
-    """``orch server start --no-services``: ``ORCH_SERVICES_ENABLED=false`` alone is ignored by the CLI today (see
-    test_server_services_setting.py), so the flag says it too."""
+    """``orch server start`` with ``ORCH_SERVICES_ENABLED=false`` in its environment (as on AWS, where the services
+    run from EventBridge); test_server_services_setting.py proves the setting alone turns the loop off."""
 
     def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self._log_file = log.open("wb")
-        command = [sys.executable, "-m", "orch.cli", "server", "start", "--port", str(port), "--no-services"]
+        command = [sys.executable, "-m", "orch.cli", "server", "start", "--port", str(port)]
         self.proc = subprocess.Popen(
             [*command, "--log-level", "warning"], env=env, stdout=self._log_file, stderr=subprocess.STDOUT
         )

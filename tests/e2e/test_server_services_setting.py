@@ -1,8 +1,7 @@
 """``ORCH_SERVICES_ENABLED=false`` must keep ``orch server start`` from running its services loop.
 
 The serverless deployment relies on it: on AWS the services run from EventBridge, and a control plane that also
-ticked by itself would duplicate them. The end-to-end test (test_localstack_e2e.py) starts its server with
-``--no-services`` as well until this passes.
+ticked by itself would duplicate them. The end-to-end test (test_localstack_e2e.py) relies on the setting alone.
 
 Detection: a deployment with an interval schedule exists before the server starts; a services loop creates its
 runs on its first tick, which happens as the server starts. The control server (services on) proves that the
@@ -52,10 +51,5 @@ def test_the_check_sees_a_services_loop(tmp_path: Path) -> None:
     assert _runs_created_by_a_server(tmp_path / "on", tmp_path / "on.log") > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sdk/cli/server.py: `orch server start` always passes services_enabled=<--services/--no-services, "
-    "default True> to ServerSettings, overriding ORCH_SERVICES_ENABLED=false",
-)
 def test_orch_services_enabled_false_turns_the_loop_off(tmp_path: Path) -> None:
     assert _runs_created_by_a_server(tmp_path / "off", tmp_path / "off.log", ORCH_SERVICES_ENABLED="false") == 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from orch.control_plane.api.deps import get_db
-from orch.control_plane.api.security import Scope, requires
+from orch.control_plane.api.security import Scope, require_scope, requires
 from orch.control_plane.db.engine import Database
 from orch.control_plane.models import flow_runs as model
 from orch.control_plane.schemas.filters import FlowRunFilter
@@ -36,12 +37,25 @@ def _missing(id: uuid.UUID) -> ObjectNotFound:
 
 
 @router.post("/", dependencies=[requires(Scope.AGENT)])
-def create_flow_run(data: FlowRunCreate, response: Response, db: Database = Depends(get_db)) -> FlowRun:
-    """Create a run. With an ``idempotency_key`` already used for the flow, answer the existing run (200)."""
+async def create_flow_run(
+    data: FlowRunCreate, request: Request, response: Response, db: Database = Depends(get_db)
+) -> FlowRun:
+    """Create a run. With an ``idempotency_key`` already used for the flow, answer the existing run (200).
+
+    Ad-hoc runs (a script's flow, a subflow) need the ``agent`` scope; a run of a deployment or in a work queue is
+    code the agents will execute, so it needs ``deploy`` (as ``/deployments/{id}/create_flow_run`` does).
+    """
+    if data.deployment_id is not None or data.work_queue_name is not None:
+        await require_scope(request, Scope.DEPLOY)
+    run, created = await run_in_threadpool(_create, db, data)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return run
+
+
+def _create(db: Database, data: FlowRunCreate) -> tuple[FlowRun, bool]:
     with db.session() as session:
         run, created = model.create(session, data)
-        response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return model.to_schema(run)
+        return model.to_schema(run), created
 
 
 @router.get("/{id}", dependencies=[requires(Scope.READ)])
@@ -54,7 +68,14 @@ def read_flow_run(id: uuid.UUID, db: Database = Depends(get_db)) -> FlowRun:
 
 
 @router.patch("/{id}", status_code=204, dependencies=[requires(Scope.AGENT)])
-def update_flow_run(id: uuid.UUID, data: FlowRunUpdate, db: Database = Depends(get_db)) -> None:
+async def update_flow_run(id: uuid.UUID, data: FlowRunUpdate, request: Request, db: Database = Depends(get_db)) -> None:
+    """Agents record infrastructure ids and retry policies; changing what a run computes needs ``deploy``."""
+    if data.parameters is not None:
+        await require_scope(request, Scope.DEPLOY)
+    await run_in_threadpool(_update, db, id, data)
+
+
+def _update(db: Database, id: uuid.UUID, data: FlowRunUpdate) -> None:
     with db.session() as session:
         if model.update(session, id, data) is None:
             raise _missing(id)
@@ -93,16 +114,26 @@ def count_flow_runs(flt: FlowRunFilter | None = None, db: Database = Depends(get
 
 
 @router.post("/{id}/set_state", dependencies=[requires(Scope.AGENT)])
-def set_flow_run_state(
-    id: uuid.UUID, body: SetStateRequest, response: Response, db: Database = Depends(get_db)
+async def set_flow_run_state(
+    id: uuid.UUID, body: SetStateRequest, request: Request, response: Response, db: Database = Depends(get_db)
 ) -> OrchestrationResult:
-    """Propose a state. ACCEPT answers 201; REJECT, WAIT and ABORT answer 200 with the reason."""
+    """Propose a state. ACCEPT answers 201; REJECT, WAIT and ABORT answer 200 with the reason.
+
+    ``force`` skips the orchestration rules (bookkeeping still applies), so it needs ``deploy``.
+    """
+    if body.force:
+        await require_scope(request, Scope.DEPLOY)
+    result = await run_in_threadpool(_set_state, db, id, body)
+    response.status_code = 201 if result.status is SetStateStatus.ACCEPT else 200
+    return result
+
+
+def _set_state(db: Database, id: uuid.UUID, body: SetStateRequest) -> OrchestrationResult:
     with db.session() as session:
         result = model.set_state(session, id, body.state, force=body.force)
         if result is None:
             raise _missing(id)
-    response.status_code = 201 if result.status is SetStateStatus.ACCEPT else 200
-    return result
+        return result
 
 
 @router.post("/{id}/heartbeat", dependencies=[requires(Scope.AGENT)])

@@ -31,7 +31,8 @@ from orch.control_plane.settings import get_settings
 from orch.exceptions import ObjectNotFound
 
 router = APIRouter(prefix="/work_queues", tags=["work queues"])
-QueueName = Path(min_length=1, max_length=200)
+# Same rule as WorkQueueCreate's names: a get_runs call may create the queue.
+QueueName = Path(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _missing(ref: object) -> ObjectNotFound:
