@@ -188,7 +188,7 @@ class Agent:
             held, self._held = list(self._held.values()), {}
         for timer, candidate in held:
             timer.cancel()
-            self.candidates.put((candidate.priority, 0, candidate))
+            put(self.candidates, candidate)
         released = 0
         while True:
             try:
