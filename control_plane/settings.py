@@ -67,6 +67,12 @@ class ServerSettings(BaseSettings):
     heartbeat_timeout: float = Field(
         default=90.0, gt=0, description="Seconds without a heartbeat after which a Running run is Crashed."
     )
+    pending_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a claimed (Pending) run may take to start before it is Crashed (agent died after "
+        "the claim; Fargate image pulls can take minutes).",
+    )
     run_queue: Literal["database", "sqs"] = Field(default="database", description="Where due runs are queued.")
     sqs_queue_prefix: str = Field(
         default="orch-", max_length=40, description="Prefix of the SQS queue names created for work queues."

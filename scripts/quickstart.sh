@@ -11,5 +11,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "==> installing orch" >&2
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e .
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e . 2> >(grep -v -e '^WARNING: Location' >&2)
 exec .venv/bin/orch quickstart "$@"

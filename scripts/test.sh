@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 step "installing orch with its test and infrastructure tools"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev,infra]'
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[dev,infra]'
 
 if [ -f localstack/setup.sh ]; then
   step "preparing LocalStack (own venv, offline-safe)"

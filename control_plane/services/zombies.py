@@ -1,6 +1,9 @@
 """Crash detection, on by default: a Running run whose engine has not sent a heartbeat for longer than
 ``ORCH_HEARTBEAT_TIMEOUT`` is proposed ``Crashed`` (and retried if its flow has retries left — the orchestration
 rules turn that Crashed into AwaitingRetry). Engines heartbeat every few seconds while a flow runs.
+
+A run claimed (``Pending``) but not started within ``ORCH_PENDING_TIMEOUT`` is ``Crashed`` too: its agent died
+between the claim and the launch, or its infrastructure never came up, and nothing else would ever move it.
 """
 
 from __future__ import annotations
@@ -41,4 +44,20 @@ def tick(db: Database, settings: ServerSettings, now: dt.datetime | None = None)
             result = flow_runs.set_state(session, run_id, crashed, now=now)
             if result is not None and result.status in (SetStateStatus.ACCEPT, SetStateStatus.REJECT):
                 marked += int(result.state is not None and result.state.type is not StateType.RUNNING)
+        pending_cutoff = now - dt.timedelta(seconds=settings.pending_timeout)
+        stuck = list(
+            session.execute(
+                sa.select(orm.FlowRun.id)
+                .where(orm.FlowRun.state_type == StateType.PENDING.value, orm.FlowRun.state_timestamp < pending_cutoff)
+                .limit(BATCH)
+            ).scalars()
+        )
+        for run_id in stuck:
+            crashed = StateCreate(
+                type=StateType.CRASHED,
+                message=f"Claimed but not started within {settings.pending_timeout:.0f}s: the agent died after "
+                "claiming the run, or its infrastructure never started.",
+            )
+            result = flow_runs.set_state(session, run_id, crashed, now=now)
+            marked += int(result is not None and result.status is SetStateStatus.ACCEPT)
     return marked

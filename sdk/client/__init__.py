@@ -56,7 +56,12 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.api_key is not None and settings.api_url is not None:
         headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
     base = settings.api_url or EMBEDDED_BASE_URL
-    return {"base_url": f"{base}/api", "headers": headers, "timeout": settings.api_timeout}
+    kwargs: dict[str, Any] = {"base_url": f"{base}/api", "headers": headers, "timeout": settings.api_timeout}
+    if base.startswith("http://"):
+        # Plain HTTP has no certificate to verify: skip loading the CA bundle (~0.15 s of every engine's start).
+        # Safe because httpx does not follow redirects (to https) unless asked.
+        kwargs["verify"] = False
+    return kwargs
 
 
 def _version() -> str:

@@ -181,3 +181,23 @@ def test_sqs_dead_letters_show_in_status_and_delete_removes_queues(api: Any, sqs
     names = [u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])]
     assert "test-poison" not in names
     assert "test-poison-dlq" not in names
+
+
+def test_claimed_runs_that_never_start_are_crashed(api: Any, database: Any) -> None:
+    """An agent that dies between its accepted claim and the launch must not leave the run Pending forever."""
+    from orch.control_plane.services import zombies
+    from orch.control_plane.settings import get_settings
+
+    flow_id = _flow(api)
+    run = _run(api, flow_id, "claims")
+    assert (
+        api.post(f"/flow_runs/{run['id']}/set_state", json={"state": {"type": "PENDING"}}).json()["status"] == "ACCEPT"
+    )
+    settings = get_settings()
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.pending_timeout / 2)
+    assert zombies.tick(database, settings, now=soon) == 0
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.pending_timeout + 5)
+    assert zombies.tick(database, settings, now=later) == 1
+    state = api.get(f"/flow_runs/{run['id']}").json()["state"]
+    assert state["type"] == "CRASHED"
+    assert "not started" in state["message"]
