@@ -34,6 +34,6 @@ step "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 step "mypy"
-.venv/bin/mypy
+.venv/bin/python scripts/typecheck.py
 step "pytest"
 .venv/bin/python -m pytest "$@"

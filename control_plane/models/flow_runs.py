@@ -305,7 +305,7 @@ def _write(session: Session, run_id: uuid.UUID, view: RunView, *, seen_version: 
     }
     conn = session.connection()
     result = conn.execute(_UPDATE_STATE, params)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         return False
     conn.execute(_INSERT_HISTORY, {"flow_run_id": run_id, **history_row(view.state)})
     return True

@@ -170,7 +170,8 @@ def _context(view: RunView, proposed: StateCreate, now: Any) -> OrchestrationCon
     return OrchestrationContext(kind="task_run", run=view, proposed=state, now=min(now, state.timestamp))
 
 
-def _view(row: orm.TaskRun) -> RunView:
+def _view(row: Any) -> RunView:
+    """The orchestration view of an ORM row or a Core row with the same columns."""
     return RunView(
         state=state_of(row),
         state_version=row.state_version,

@@ -316,7 +316,8 @@ def _schedule_kind(value: Any) -> str | None:
             if kind in value:
                 return kind
         return None
-    return {CronSchedule: "cron", IntervalSchedule: "interval", RRuleSchedule: "rrule"}.get(type(value))
+    kinds: dict[type, str] = {CronSchedule: "cron", IntervalSchedule: "interval", RRuleSchedule: "rrule"}
+    return kinds.get(type(value))
 
 
 ScheduleSpec = Annotated[

@@ -57,6 +57,7 @@ def skip_too_late(session: Session, now: dt.datetime) -> int:
     ).all()
     skipped = 0
     for deployment_id, max_lateness in deployments:
+        assert max_lateness is not None  # filtered in the query
         cutoff = now - dt.timedelta(seconds=float(max_lateness))
         runs = session.scalars(
             sa.select(orm.FlowRun)

@@ -39,7 +39,7 @@ def _validate(name: str, value: str) -> str:
 
     field = name.removeprefix("ORCH_").lower()
     try:
-        settings = Settings(**{field: value})
+        settings = Settings.model_validate({field: value})
     except ValidationError as exc:
         problems = [e["msg"].removeprefix("Value error, ") for e in exc.errors() if e["loc"][:1] == (field,)]
         if problems:

@@ -93,7 +93,11 @@ def read_cloudformation(stack: str) -> dict[str, str]:
         stacks = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     except (BotoCoreError, ClientError) as exc:
         raise ConfigurationError(f"Cannot read CloudFormation stack {stack!r}: {exc}") from None
-    return from_cloudformation(stacks[0].get("Outputs", []))
+    outputs = [
+        {"OutputKey": str(o.get("OutputKey", "")), "OutputValue": str(o.get("OutputValue", ""))}
+        for o in stacks[0].get("Outputs", [])
+    ]
+    return from_cloudformation(outputs)
 
 
 def read_terraform(directory: Path) -> dict[str, str]:

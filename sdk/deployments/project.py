@@ -70,7 +70,8 @@ class RRuleEntry(RRuleSchedule, _Active):
 def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
         return next((k for k in ("cron", "interval", "rrule") if k in value), None)
-    return {CronEntry: "cron", IntervalEntry: "interval", RRuleEntry: "rrule"}.get(type(value))
+    kinds: dict[type, str] = {CronEntry: "cron", IntervalEntry: "interval", RRuleEntry: "rrule"}
+    return kinds.get(type(value))
 
 
 ScheduleConfig = Annotated[
