@@ -14,7 +14,7 @@ import functools
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orch import __version__
 
@@ -25,6 +25,20 @@ class AgentSettings(BaseSettings):
     """Every field can be set as ``ORCH_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", env_ignore_empty=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then the active profile: `orch stack outputs --save` puts the ECS settings there.
+        from orch.settings import ProfileSource
+
+        return (init_settings, env_settings, ProfileSource(settings_cls))
 
     # -- the agent loop ----------------------------------------------------------------------------------------------
     agent_sqs_wait_seconds: int = Field(

@@ -102,10 +102,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _ProfileSource(settings_cls))
+        return (init_settings, env_settings, ProfileSource(settings_cls))
 
 
-class _ProfileSource(PydanticBaseSettingsSource):
+class ProfileSource(PydanticBaseSettingsSource):
     """Reads the active profile's ``ORCH_*`` values from ``$ORCH_HOME/profiles.toml``."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused

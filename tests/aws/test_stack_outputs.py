@@ -59,6 +59,13 @@ def test_cloudformation_outputs_saved_in_profile(moto: Any, aws_env: Any, orch_h
     assert oct((orch_home / "profiles.toml").stat().st_mode & 0o777) == "0o600"
     clear_settings_cache()
     assert get_settings().api_url == "https://abc.lambda-url.us-east-1.on.aws"
+    # An ECS agent started afterwards launches in the stack's cluster and subnets.
+    from orch.agents.settings import AgentSettings
+
+    agent = AgentSettings()
+    assert agent.ecs_cluster == "arn:aws:ecs:us-east-1:123456789012:cluster/orch"
+    assert agent.ecs_subnets == ["subnet-1", "subnet-2"]
+    assert agent.ecs_assign_public_ip is True
 
 
 def test_missing_stack_is_one_line_exit_2(moto: Any, aws_env: Any, capsys: Any) -> None:
