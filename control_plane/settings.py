@@ -151,7 +151,18 @@ class ServerSettings(BaseSettings):
 
 @functools.cache
 def get_settings() -> ServerSettings:
-    return ServerSettings()
+    """The server settings from the environment; an invalid combination is one ``ConfigurationError`` line."""
+    from pydantic import ValidationError
+
+    from orch.exceptions import ConfigurationError
+
+    try:
+        return ServerSettings()
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise ConfigurationError(
+            "Invalid server settings: " + "; ".join(p.replace("Value error, ", "") for p in problems)
+        ) from None
 
 
 def clear_settings_cache() -> None:

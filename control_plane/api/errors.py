@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from orch.exceptions import (
@@ -24,6 +27,18 @@ class Forbidden(AuthenticationError):
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
+        return Response(body, status_code=422, media_type="application/json")
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unicode(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "The request contains text that is not valid Unicode (e.g. a lone surrogate such as \\ud800)."},
+            status_code=422,
+        )
+
     @app.exception_handler(ObjectNotFound)
     async def _not_found(_: Request, exc: ObjectNotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc) or "Not found."}, status_code=404)

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from orch.control_plane.db import orm
+from orch.control_plane.schemas.base import now_utc
 from orch.control_plane.schemas.states import State, StateDetails, StateType
 from orch.exceptions import InvalidInput
 
@@ -73,7 +74,8 @@ def history_row(state: State) -> dict[str, Any]:
         "message": state.message,
         "state_details": details_json(state),
         "data": state.data,
-        "created": state.timestamp,
+        # Server time: it orders states that share a (clamped) timestamp.
+        "created": now_utc(),
         "updated": state.timestamp,
     }
 

@@ -65,8 +65,12 @@ MINIMAL_POLICY = MinimalPolicy()
 
 def propose(ctx: OrchestrationContext, policy: Policy) -> None:
     """Run a proposal through ``policy`` and, if the run's state changes, update the run's bookkeeping."""
+    # A client's clock may run ahead or behind: keep the history in the order things happened (never after the
+    # server's clock, never before the state it follows).
     if ctx.proposed.timestamp is None or ctx.proposed.timestamp > ctx.now:
         ctx.proposed.timestamp = ctx.now
+    if ctx.initial is not None and ctx.proposed.timestamp < ctx.initial.timestamp:
+        ctx.proposed.timestamp = ctx.initial.timestamp
     policy.evaluate(ctx)
     if ctx.writes:
         _bookkeeping(ctx)

@@ -13,13 +13,13 @@ from pydantic import Field, field_validator
 
 # One definition of the scope ladder (read < agent < deploy < admin): the one routes declare.
 from orch.control_plane.api.security import Scope
-from orch.control_plane.schemas.base import Name, ObjectBase, OrchModel, ResponseModel, now_utc
+from orch.control_plane.schemas.base import Name, ObjectBase, OrchModel, ResponseModel, UtcDateTime, now_utc
 
 
 class ApiKeyCreate(OrchModel):
     name: Name
     scope: Scope
-    expires_at: dt.datetime | None = Field(default=None, description="When the key stops working; none = never.")
+    expires_at: UtcDateTime | None = Field(default=None, description="When the key stops working; none = never.")
 
     @field_validator("expires_at")
     @classmethod
@@ -39,9 +39,9 @@ class ApiKey(ObjectBase):
     name: str
     scope: Scope
     prefix: str = Field(description="The public key id: the part of the key before its secret.")
-    expires_at: dt.datetime | None = None
-    revoked_at: dt.datetime | None = None
-    last_used_at: dt.datetime | None = Field(default=None, description="Updated at most once a minute.")
+    expires_at: UtcDateTime | None = None
+    revoked_at: UtcDateTime | None = None
+    last_used_at: UtcDateTime | None = Field(default=None, description="Updated at most once a minute.")
 
     @property
     def active(self) -> bool:

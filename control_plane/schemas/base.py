@@ -6,12 +6,26 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 
 def now_utc() -> dt.datetime:
     """The current time as an aware UTC datetime: every timestamp in orch is one of these."""
     return dt.datetime.now(dt.UTC)
+
+
+def _assume_utc(value: dt.datetime) -> dt.datetime:
+    """Timestamps without an offset are read as UTC (what most clients mean by them); all are kept in UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("timestamp is out of range once converted to UTC") from None
+
+
+# Every timestamp of the API: aware, UTC when the client gave no offset.
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_assume_utc)]
 
 
 class OrchModel(BaseModel):
@@ -30,8 +44,8 @@ class ObjectBase(ResponseModel):
     """Every stored object is UUID-keyed with created/updated timestamps."""
 
     id: uuid.UUID
-    created: dt.datetime
-    updated: dt.datetime
+    created: UtcDateTime
+    updated: UtcDateTime
 
 
 # Names users type (flow, deployment, work queue, tag): non-empty, bounded, no control characters.

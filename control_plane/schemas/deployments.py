@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from orch.control_plane.schemas.base import JSONDict, Name, ObjectBase, OrchModel, ResponseModel, Tags
+from orch.control_plane.schemas.base import JSONDict, Name, ObjectBase, OrchModel, ResponseModel, Tags, UtcDateTime
 from orch.control_plane.schemas.filters import MAX_LIMIT, FlowFilter, IdFilter, NameFilter, TagsFilter
 from orch.control_plane.schemas.flow_runs import RunPolicy
 from orch.control_plane.schemas.schedules import DeploymentSchedule, DeploymentScheduleCreate
@@ -148,7 +148,7 @@ class DeploymentFlowRunCreate(OrchModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     parameters: JSONDict = Field(default_factory=dict)
     tags: Tags | None = None
-    scheduled_time: dt.datetime | None = None
+    scheduled_time: UtcDateTime | None = None
     work_queue_name: Name | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=500)
     state: StateCreate | None = None
@@ -158,5 +158,5 @@ class DeploymentFlowRunCreate(OrchModel):
 class UpcomingRun(ResponseModel):
     """One of a deployment's next scheduled times (from its active schedules)."""
 
-    scheduled_time: dt.datetime
+    scheduled_time: UtcDateTime
     schedule_id: uuid.UUID

@@ -13,13 +13,12 @@ Prefect compatibility but is slow on deep pages.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import uuid
 
 from pydantic import Field
 
-from orch.control_plane.schemas.base import OrchModel
+from orch.control_plane.schemas.base import OrchModel, UtcDateTime
 from orch.control_plane.schemas.states import StateType
 
 MAX_LIMIT = 1000
@@ -59,8 +58,8 @@ class TagsFilter(OrchModel):
 
 
 class TimeFilter(OrchModel):
-    after_: dt.datetime | None = None
-    before_: dt.datetime | None = None
+    after_: UtcDateTime | None = None
+    before_: UtcDateTime | None = None
     is_null_: bool | None = None
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
 from pydantic import Field
 
-from orch.control_plane.schemas.base import JSONDict, ObjectBase, OrchModel, ResponseModel, Tags
+from orch.control_plane.schemas.base import JSONDict, ObjectBase, OrchModel, ResponseModel, Tags, UtcDateTime
 from orch.control_plane.schemas.states import State, StateCreate, StateType
 
 
@@ -57,11 +56,11 @@ class FlowRun(ObjectBase):
     state_version: int = 0
     state: State | None = None
     run_count: int = 0
-    expected_start_time: dt.datetime | None = None
-    start_time: dt.datetime | None = None
-    end_time: dt.datetime | None = None
+    expected_start_time: UtcDateTime | None = None
+    start_time: UtcDateTime | None = None
+    end_time: UtcDateTime | None = None
     total_run_time: float = 0.0
-    heartbeat_time: dt.datetime | None = None
+    heartbeat_time: UtcDateTime | None = None
     infrastructure_pid: str | None = None
 
 

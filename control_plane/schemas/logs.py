@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from pydantic import Field
 
-from orch.control_plane.schemas.base import OrchModel, ResponseModel
+from orch.control_plane.schemas.base import OrchModel, ResponseModel, UtcDateTime
 
 
 class LogCreate(OrchModel):
     name: str = Field(default="orch", max_length=200)
     level: int = Field(ge=0, le=100)
     message: str = Field(max_length=200_000)
-    timestamp: dt.datetime
+    timestamp: UtcDateTime
     flow_run_id: uuid.UUID | None = None
     task_run_id: uuid.UUID | None = None
 
@@ -24,7 +23,7 @@ class Log(ResponseModel):
     name: str
     level: int
     message: str
-    timestamp: dt.datetime
+    timestamp: UtcDateTime
     flow_run_id: uuid.UUID | None = None
     task_run_id: uuid.UUID | None = None
 

@@ -7,14 +7,13 @@ a type, as in Prefect: ``Late`` and ``AwaitingRetry`` are ``SCHEDULED``; ``Retry
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import uuid
 from typing import Any
 
 from pydantic import Field
 
-from orch.control_plane.schemas.base import OrchModel, ResponseModel, now_utc
+from orch.control_plane.schemas.base import OrchModel, ResponseModel, UtcDateTime, now_utc
 
 
 class StateType(enum.StrEnum):
@@ -51,11 +50,11 @@ DEFAULT_NAMES: dict[StateType, str] = {
 class StateDetails(OrchModel):
     """Extra facts a state carries; which ones are set depends on the state."""
 
-    scheduled_time: dt.datetime | None = None
+    scheduled_time: UtcDateTime | None = None
     cache_key: str | None = Field(default=None, max_length=2000)
-    cache_expiration: dt.datetime | None = None
+    cache_expiration: UtcDateTime | None = None
     retriable: bool | None = None
-    pause_timeout: dt.datetime | None = None
+    pause_timeout: UtcDateTime | None = None
     pause_key: str | None = Field(default=None, max_length=500)
     child_flow_run_id: uuid.UUID | None = None
     traceback: str | None = Field(default=None, max_length=100_000)
@@ -67,7 +66,7 @@ class StateCreate(OrchModel):
     type: StateType
     name: str | None = Field(default=None, max_length=100)
     message: str | None = Field(default=None, max_length=20_000)
-    timestamp: dt.datetime | None = None
+    timestamp: UtcDateTime | None = None
     state_details: StateDetails = Field(default_factory=StateDetails)
     # A reference to a persisted result ({"storage_key", "serializer", ...}) or a small JSON value.
     data: Any = None
@@ -82,7 +81,7 @@ class State(ResponseModel):
     id: uuid.UUID | None = None
     type: StateType
     name: str
-    timestamp: dt.datetime = Field(default_factory=now_utc)
+    timestamp: UtcDateTime = Field(default_factory=now_utc)
     message: str | None = None
     state_details: StateDetails = Field(default_factory=StateDetails)
     data: Any = None

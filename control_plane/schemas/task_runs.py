@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
 from pydantic import Field
 
-from orch.control_plane.schemas.base import ObjectBase, OrchModel, Tags
+from orch.control_plane.schemas.base import ObjectBase, OrchModel, Tags, UtcDateTime
 from orch.control_plane.schemas.states import State, StateCreate, StateType
 
 
@@ -22,7 +21,7 @@ class TaskRunCreate(OrchModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     tags: Tags = Field(default_factory=list)
     cache_key: str | None = Field(default=None, max_length=2000)
-    cache_expiration: dt.datetime | None = None
+    cache_expiration: UtcDateTime | None = None
     task_inputs: dict[str, Any] = Field(default_factory=dict)
     state: StateCreate | None = None
 
@@ -41,7 +40,7 @@ class TaskRunRecord(OrchModel):
     name: str = Field(min_length=1, max_length=200)
     tags: Tags = Field(default_factory=list)
     cache_key: str | None = Field(default=None, max_length=2000)
-    cache_expiration: dt.datetime | None = None
+    cache_expiration: UtcDateTime | None = None
     task_inputs: dict[str, Any] = Field(default_factory=dict)
     run_count: int = Field(default=0, ge=0)
     states: list[StateCreate] = Field(default_factory=list, max_length=1000)
@@ -63,14 +62,14 @@ class TaskRun(ObjectBase):
     name: str
     tags: list[str] = Field(default_factory=list)
     cache_key: str | None = None
-    cache_expiration: dt.datetime | None = None
+    cache_expiration: UtcDateTime | None = None
     task_inputs: dict[str, Any] = Field(default_factory=dict)
     state_type: StateType | None = None
     state_name: str | None = None
     state_version: int = 0
     state: State | None = None
     run_count: int = 0
-    expected_start_time: dt.datetime | None = None
-    start_time: dt.datetime | None = None
-    end_time: dt.datetime | None = None
+    expected_start_time: UtcDateTime | None = None
+    start_time: UtcDateTime | None = None
+    end_time: UtcDateTime | None = None
     total_run_time: float = 0.0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from orch.control_plane.schemas.base import ObjectBase, OrchModel, ResponseModel
+from orch.control_plane.schemas.base import ObjectBase, OrchModel, ResponseModel, UtcDateTime
 from orch.control_plane.schemas.flow_runs import FlowRun
 
 # Work queue names become SQS queue names: letters, digits, '-', '_' and '.', at most 60 characters.
@@ -36,7 +35,7 @@ class WorkQueue(ObjectBase):
     priority: int = 100
     concurrency_limit: int | None = None
     paused: bool = False
-    last_polled: dt.datetime | None = None
+    last_polled: UtcDateTime | None = None
     sqs_queue_url: str | None = None
     sqs_dlq_url: str | None = None
 
@@ -78,7 +77,7 @@ class Agent(ObjectBase):
     work_queues: list[str] = Field(default_factory=list)
     infra_type: str | None = None
     hostname: str | None = None
-    last_seen: dt.datetime | None = None
+    last_seen: UtcDateTime | None = None
     status: str = "ONLINE"
 
 

@@ -12,8 +12,12 @@ import importlib
 import os
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.20 ships its own click; usage errors and exits are that click's classes
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on the system click
+    from click import exceptions as click_exceptions
 
 app = typer.Typer(
     name="orch",
@@ -79,15 +83,15 @@ def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("ORCH_DEBUG", "").lower() in ("1", "true", "yes")  # read before settings can fail
     try:
         code = command.main(args=argv, prog_name="orch", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
+    except click_exceptions.UsageError as exc:
         exc.show()
         sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("Aborted.", err=True)
         sys.exit(1)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except OrchError as exc:

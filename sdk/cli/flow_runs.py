@@ -11,6 +11,8 @@ from orch.cli._output import JSON_OPTION, fail, fmt, print_fields, print_json, p
 
 app = typer.Typer(help="Inspect and manage flow runs.", no_args_is_help=True)
 
+# State names that are not a type's default name, by their lower-case spelling.
+STATE_NAMES = {name.lower(): name for name in ("Late", "AwaitingRetry", "Retrying", "Cached", "TimedOut", "Skipped")}
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
@@ -38,18 +40,21 @@ def ls(
     from orch.control_plane.schemas.states import StateType
 
     types = [s.upper() for s in state or [] if s.upper() in StateType.__members__]
-    names = [s for s in state or [] if s.upper() not in StateType.__members__]
-    known_names = {"late", "awaitingretry", "retrying", "cached", "timedout", "skipped"}
-    for name in names:
-        if name.replace(" ", "").lower() not in known_names:
+    names = []
+    for given in state or []:
+        if given.upper() in StateType.__members__:
+            continue
+        canonical = STATE_NAMES.get(given.replace(" ", "").replace("-", "").lower())
+        if canonical is None:
             valid = ", ".join(sorted(t.value for t in StateType))
-            fail(f"Unknown state {name!r}: use a state type ({valid}) or a name such as Late.")
+            fail(f"Unknown state {given!r}: use a state type ({valid}) or a name such as Late or AwaitingRetry.")
+        names.append(canonical)
     body: dict[str, object] = {"limit": limit, "sort": "EXPECTED_START_TIME_DESC"}
     run_filter: dict[str, object] = {}
     if types or names:
         run_filter["state"] = {
             **({"type": {"any_": types}} if types else {}),
-            **({"name": {"any_": [n[0].upper() + n[1:] for n in names]}} if names else {}),
+            **({"name": {"any_": names}} if names else {}),
         }
     if tag:
         run_filter["tags"] = {"all_": tag}
