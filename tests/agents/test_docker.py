@@ -43,8 +43,13 @@ def test_docker_launcher_runs_cancels_and_reports_pull_failures(
             assert _state(client, done) == "COMPLETED", agent.text()
             assert executions(markers) == {done: 1}
             assert ("POST", "/images/create") in engine.requests
-            logs = client.read_logs(LogFilter.model_validate({"logs": {"flow_run_id": {"any_": [done]}}}))
-            assert any(log.message == f"marked {done}" and log.name == "orch.docker.stdout" for log in logs)
+
+            # The engine reports Completed before the agent reaps the container and ships its output.
+            def output_shipped() -> bool:
+                logs = client.read_logs(LogFilter.model_validate({"logs": {"flow_run_id": {"any_": [done]}}}))
+                return any(log.message == f"marked {done}" and log.name == "orch.docker.stdout" for log in logs)
+
+            assert wait_for(output_shipped, 30), agent.text()
             # The agent removed the container once it had the exit code and the logs.
             assert wait_for(lambda: not engine.containers, 10)
 
