@@ -17,7 +17,7 @@ import typer
 try:  # typer >= 0.20 ships its own click; usage errors and exits are that click's classes
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - older typer on the system click
-    from click import exceptions as click_exceptions
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 app = typer.Typer(
     name="orch",
