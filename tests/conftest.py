@@ -59,8 +59,8 @@ def orch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, orch_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh, migrated database: once on SQLite, once on a real PostgreSQL."""
+def database_url(request: pytest.FixtureRequest, orch_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, migrated database: once on SQLite, once on a real PostgreSQL (dropped afterwards)."""
     from orch.control_plane.db import migrate
     from orch.control_plane.db.engine import get_database
 
@@ -69,14 +69,18 @@ def database_url(request: pytest.FixtureRequest, orch_home: Path, monkeypatch: p
         monkeypatch.setenv("ORCH_DATABASE_URL", url)
         _clear_caches()
         migrate.upgrade(get_database(url))
-        return url
+        yield url
+        return
     from tests.plugins.postgres import new_postgres_database
 
     server = request.getfixturevalue("postgres_server")
     url = new_postgres_database(server)
     monkeypatch.setenv("ORCH_DATABASE_URL", url)
     _clear_caches()
-    return url
+    yield url
+    _clear_caches()
+    # FORCE: a pool of this test's engine (or a helper thread's) may still hold a connection.
+    server.execute_autocommit(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[-1]} WITH (FORCE)")
 
 
 @pytest.fixture
