@@ -138,6 +138,23 @@ def keyset_condition(
     return sa.and_(first, sa.or_(*clauses))
 
 
+def keyset_page(
+    session: Session, query: sa.Select[Any], columns: list[Any], descending: bool, flt: Any
+) -> tuple[list[Any], str | None]:
+    """One page of ``query`` ordered by ``columns`` (the last one unique), after ``flt.cursor``, at most
+    ``flt.limit`` rows; returns the rows and the next page's cursor (``None`` on the last page)."""
+    if flt.cursor:
+        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, columns), descending))
+    query = query.order_by(*[c.desc() if descending else c.asc() for c in columns])
+    if flt.offset:
+        query = query.offset(flt.offset)
+    rows = list(session.scalars(query.limit(flt.limit + 1)))
+    if len(rows) <= flt.limit:
+        return rows, None
+    rows = rows[: flt.limit]
+    return rows, encode_cursor([getattr(rows[-1], c.key) for c in columns])
+
+
 # -- tags ----------------------------------------------------------------------------------------------------------
 
 

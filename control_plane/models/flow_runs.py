@@ -20,10 +20,8 @@ from orch.control_plane import telemetry
 from orch.control_plane.db import orm
 from orch.control_plane.models import flows as flows_model
 from orch.control_plane.models._common import (
-    decode_cursor,
-    encode_cursor,
     history_row,
-    keyset_condition,
+    keyset_page,
     state_columns,
     state_from_columns,
     state_of,
@@ -348,18 +346,7 @@ def filter_(session: Session, flt: FlowRunFilter) -> tuple[list[orm.FlowRun], st
     """A page of runs and the cursor of the next page (``None`` on the last page)."""
     query = where(session, sa.select(orm.FlowRun), flt)
     columns, descending = _SORTS[flt.sort]
-    if flt.cursor:
-        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, columns), descending))
-    query = query.order_by(*[c.desc() if descending else c.asc() for c in columns])
-    if flt.offset:
-        query = query.offset(flt.offset)
-    rows = list(session.scalars(query.limit(flt.limit + 1)))
-    next_cursor = None
-    if len(rows) > flt.limit:
-        rows = rows[: flt.limit]
-        last = rows[-1]
-        next_cursor = encode_cursor([getattr(last, c.key) for c in columns])
-    return rows, next_cursor
+    return keyset_page(session, query, columns, descending, flt)
 
 
 def count(session: Session, flt: FlowRunFilter) -> int:

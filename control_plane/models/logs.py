@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from orch.control_plane.db import orm
-from orch.control_plane.models._common import decode_cursor, encode_cursor, keyset_condition
+from orch.control_plane.models._common import keyset_page
 from orch.control_plane.schemas.base import now_utc
 from orch.control_plane.schemas.filters import LogFilter, LogSort
 from orch.control_plane.schemas.logs import LogCreate
@@ -63,14 +63,4 @@ def filter_(session: Session, flt: LogFilter) -> tuple[list[orm.Log], str | None
                 query = query.where(orm.Log.timestamp <= f.timestamp.before_)
     descending = flt.sort is LogSort.TIMESTAMP_DESC
     columns: list[Any] = [orm.Log.timestamp, orm.Log.id]
-    if flt.cursor:
-        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, columns), descending))
-    query = query.order_by(*[c.desc() if descending else c.asc() for c in columns])
-    if flt.offset:
-        query = query.offset(flt.offset)
-    rows = list(session.scalars(query.limit(flt.limit + 1)))
-    next_cursor = None
-    if len(rows) > flt.limit:
-        rows = rows[: flt.limit]
-        next_cursor = encode_cursor([rows[-1].timestamp, rows[-1].id])
-    return rows, next_cursor
+    return keyset_page(session, query, columns, descending, flt)

@@ -15,10 +15,8 @@ from sqlalchemy.orm import Session
 
 from orch.control_plane.db import orm
 from orch.control_plane.models._common import (
-    decode_cursor,
-    encode_cursor,
     history_row,
-    keyset_condition,
+    keyset_page,
     state_columns,
     state_of,
     tags_contain_all,
@@ -260,14 +258,4 @@ def filter_(session: Session, flt: TaskRunFilter) -> tuple[list[orm.TaskRun], st
             query = query.where(tags_contain_any(session, orm.TaskRun.tags, f.tags.any_))
     descending = _SORTS[flt.sort]
     columns: list[Any] = [orm.TaskRun.expected_start_time, orm.TaskRun.id]
-    if flt.cursor:
-        query = query.where(keyset_condition(columns, decode_cursor(flt.cursor, columns), descending))
-    query = query.order_by(*[c.desc() if descending else c.asc() for c in columns])
-    if flt.offset:
-        query = query.offset(flt.offset)
-    rows = list(session.scalars(query.limit(flt.limit + 1)))
-    next_cursor = None
-    if len(rows) > flt.limit:
-        rows = rows[: flt.limit]
-        next_cursor = encode_cursor([rows[-1].expected_start_time, rows[-1].id])
-    return rows, next_cursor
+    return keyset_page(session, query, columns, descending, flt)

@@ -10,11 +10,9 @@ the regular flow engine.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
-from orch._engine import heartbeats
-from orch._engine.flow_engine import FlowRunEngine, _call_with_timeout, _retry_delay
+from orch._engine.flow_engine import FlowRunEngine, drive, drive_async
 from orch.exceptions import FlowRunAborted
 from orch.states import State, StateType
 
@@ -47,41 +45,21 @@ class AdoptingEngine(FlowRunEngine):
 
 
 def run_existing_flow_run(flow: Any, run: Any) -> State:
-    """Drive ``run`` (a FlowRun from the API) to its final state with ``flow``'s code; return that state."""
+    """Drive ``run`` (a FlowRun from the API) to its final state with ``flow``'s code; return that state.
+
+    The flow engine's own driver runs the body, retries and hooks; an ABORT from the control plane (the run was
+    cancelled) ends here as the Cancelled state instead of an exception, since the engine's process just exits.
+    """
     if flow.is_async:
         return asyncio.run(_run_async(flow, run))
     engine = AdoptingEngine(flow, run)
     state = engine.create()
     if state.type is not StateType.RUNNING:
         return state
-    heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
-        while state.type is StateType.RUNNING:
-            engine.hooks(state)
-            tokens = engine.enter()
-            try:
-                final = engine.outcome(_call_with_timeout(engine, engine.params))
-            except Exception as exc:
-                final = engine.failure(exc)
-            finally:
-                engine.exit(tokens)
-            answer = engine.propose(final)
-            if answer.type is StateType.SCHEDULED:
-                time.sleep(_retry_delay(answer))
-                state = engine.propose(State(StateType.RUNNING, "Retrying"))
-                continue
-            state = final if answer.type is final.type else answer
-            break
+        return drive(engine, state)
     except FlowRunAborted:
-        state = State(StateType.CANCELLED, message="Aborted by the control plane.")
-        engine.finish(state)
-        return state
-    except BaseException as exc:
-        engine.crash(exc)
-        raise
-    engine.hooks(state)
-    engine.finish(state)
-    return state
+        return State(StateType.CANCELLED, message="Aborted by the control plane.")
 
 
 async def _run_async(flow: Any, run: Any) -> State:
@@ -89,32 +67,7 @@ async def _run_async(flow: Any, run: Any) -> State:
     state = engine.create()
     if state.type is not StateType.RUNNING:
         return state
-    heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
-        while state.type is StateType.RUNNING:
-            engine.hooks(state)
-            tokens = engine.enter()
-            try:
-                value = await flow.binder.call(flow.fn, engine.params)
-                final = engine.outcome(value)
-            except Exception as exc:
-                final = engine.failure(exc)
-            finally:
-                engine.exit(tokens)
-            answer = await engine.propose_async(final)
-            if answer.type is StateType.SCHEDULED:
-                await asyncio.sleep(_retry_delay(answer))
-                state = await engine.propose_async(State(StateType.RUNNING, "Retrying"))
-                continue
-            state = final if answer.type is final.type else answer
-            break
+        return await drive_async(engine, state)
     except FlowRunAborted:
-        state = State(StateType.CANCELLED, message="Aborted by the control plane.")
-        engine.finish(state)
-        return state
-    except BaseException as exc:
-        engine.crash(exc)
-        raise
-    engine.hooks(state)
-    engine.finish(state)
-    return state
+        return State(StateType.CANCELLED, message="Aborted by the control plane.")
