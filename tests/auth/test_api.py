@@ -189,12 +189,23 @@ def test_an_expired_key_is_refused(api_: httpx.Client, admin_key: str, database:
         {"name": "k", "scope": "root"},
         {"name": "", "scope": "read"},
         {"name": "k", "scope": "read", "expires_at": "2000-01-01T00:00:00Z"},
-        {"name": "k", "scope": "read", "expires_at": "2999-01-01T00:00:00"},
         {"name": "k", "scope": "read", "key_hash": "x"},
     ],
 )
 def test_invalid_key_requests_get_422(api_: httpx.Client, admin_key: str, body: dict[str, Any]) -> None:
     assert api_.post("/api_keys/", json=body, headers=bearer(admin_key)).status_code == 422
+
+
+def test_an_expiry_without_a_time_zone_is_read_as_utc(api_: httpx.Client, admin_key: str) -> None:
+    """As everywhere in the API, a timestamp with no offset means UTC."""
+    created = api_.post(
+        "/api_keys/",
+        json={"name": "k", "scope": "read", "expires_at": "2999-01-01T00:00:00"},
+        headers=bearer(admin_key),
+    )
+    assert created.status_code == 201
+    assert created.json()["expires_at"].startswith("2999-01-01T00:00:00")
+    assert created.json()["expires_at"].endswith(("Z", "+00:00"))
 
 
 def test_unknown_key_ids_get_404(api_: httpx.Client, admin_key: str) -> None:
