@@ -155,6 +155,32 @@ def keyset_page(
     return rows, encode_cursor([getattr(rows[-1], c.key) for c in columns])
 
 
+# -- field filters shared by the list endpoints --------------------------------------------------------------------
+
+
+def where_in(query: sa.Select[Any], column: Any, flt: Any) -> sa.Select[Any]:
+    """``{"any_": [...]}`` on a column (an IdFilter or NameFilter's list part)."""
+    if flt is not None and flt.any_ is not None:
+        query = query.where(column.in_(flt.any_))
+    return query
+
+
+def where_name(query: sa.Select[Any], column: Any, flt: Any) -> sa.Select[Any]:
+    """A NameFilter: ``any_`` exact names and/or ``like_`` (case-insensitive substring)."""
+    query = where_in(query, column, flt)
+    if flt is not None and flt.like_:
+        query = query.where(column.ilike(f"%{flt.like_}%"))
+    return query
+
+
+def where_optional_id(query: sa.Select[Any], column: Any, flt: Any) -> sa.Select[Any]:
+    """An OptionalIdFilter: ``any_`` ids and/or ``is_null_``."""
+    query = where_in(query, column, flt)
+    if flt is not None and flt.is_null_ is not None:
+        query = query.where(column.is_(None) if flt.is_null_ else column.is_not(None))
+    return query
+
+
 # -- tags ----------------------------------------------------------------------------------------------------------
 
 

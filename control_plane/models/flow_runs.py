@@ -27,6 +27,9 @@ from orch.control_plane.models._common import (
     state_of,
     tags_contain_all,
     tags_contain_any,
+    where_in,
+    where_name,
+    where_optional_id,
 )
 from orch.control_plane.models._names import generate_name
 from orch.control_plane.orchestration import OrchestrationContext, RunView, propose
@@ -357,28 +360,12 @@ def count(session: Session, flt: FlowRunFilter) -> int:
 def where(session: Session, query: sa.Select[Any], flt: FlowRunFilter) -> sa.Select[Any]:
     f = flt.flow_runs
     if f is not None:
-        if f.id and f.id.any_ is not None:
-            query = query.where(orm.FlowRun.id.in_(f.id.any_))
-        if f.name and f.name.any_ is not None:
-            query = query.where(orm.FlowRun.name.in_(f.name.any_))
-        if f.name and f.name.like_:
-            query = query.where(orm.FlowRun.name.ilike(f"%{f.name.like_}%"))
-        if f.flow_id and f.flow_id.any_ is not None:
-            query = query.where(orm.FlowRun.flow_id.in_(f.flow_id.any_))
-        if f.deployment_id:
-            if f.deployment_id.any_ is not None:
-                query = query.where(orm.FlowRun.deployment_id.in_(f.deployment_id.any_))
-            if f.deployment_id.is_null_ is not None:
-                col = orm.FlowRun.deployment_id
-                query = query.where(col.is_(None) if f.deployment_id.is_null_ else col.is_not(None))
-        if f.parent_task_run_id:
-            if f.parent_task_run_id.any_ is not None:
-                query = query.where(orm.FlowRun.parent_task_run_id.in_(f.parent_task_run_id.any_))
-            if f.parent_task_run_id.is_null_ is not None:
-                col = orm.FlowRun.parent_task_run_id
-                query = query.where(col.is_(None) if f.parent_task_run_id.is_null_ else col.is_not(None))
-        if f.work_queue_name and f.work_queue_name.any_ is not None:
-            query = query.where(orm.FlowRun.work_queue_name.in_(f.work_queue_name.any_))
+        query = where_in(query, orm.FlowRun.id, f.id)
+        query = where_name(query, orm.FlowRun.name, f.name)
+        query = where_in(query, orm.FlowRun.flow_id, f.flow_id)
+        query = where_optional_id(query, orm.FlowRun.deployment_id, f.deployment_id)
+        query = where_optional_id(query, orm.FlowRun.parent_task_run_id, f.parent_task_run_id)
+        query = where_in(query, orm.FlowRun.work_queue_name, f.work_queue_name)
         if f.state is not None:
             query = _state_filter(query, orm.FlowRun, f.state)
         if f.tags is not None:

@@ -21,6 +21,9 @@ from orch.control_plane.models._common import (
     state_of,
     tags_contain_all,
     tags_contain_any,
+    where_in,
+    where_name,
+    where_optional_id,
 )
 from orch.control_plane.models.flow_runs import _state_filter
 from orch.control_plane.orchestration import OrchestrationContext, RunView, propose
@@ -238,18 +241,9 @@ def filter_(session: Session, flt: TaskRunFilter) -> tuple[list[orm.TaskRun], st
     query = sa.select(orm.TaskRun)
     f = flt.task_runs
     if f is not None:
-        if f.id and f.id.any_ is not None:
-            query = query.where(orm.TaskRun.id.in_(f.id.any_))
-        if f.flow_run_id:
-            if f.flow_run_id.any_ is not None:
-                query = query.where(orm.TaskRun.flow_run_id.in_(f.flow_run_id.any_))
-            if f.flow_run_id.is_null_ is not None:
-                col = orm.TaskRun.flow_run_id
-                query = query.where(col.is_(None) if f.flow_run_id.is_null_ else col.is_not(None))
-        if f.name and f.name.any_ is not None:
-            query = query.where(orm.TaskRun.name.in_(f.name.any_))
-        if f.name and f.name.like_:
-            query = query.where(orm.TaskRun.name.ilike(f"%{f.name.like_}%"))
+        query = where_in(query, orm.TaskRun.id, f.id)
+        query = where_optional_id(query, orm.TaskRun.flow_run_id, f.flow_run_id)
+        query = where_name(query, orm.TaskRun.name, f.name)
         if f.state is not None:
             query = _state_filter(query, orm.TaskRun, f.state)
         if f.tags is not None and f.tags.all_:
