@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,25 +86,41 @@ def filter_(session: Session, limit: int = 200, offset: int = 0) -> list[orm.Wor
     return list(session.scalars(query.limit(limit).offset(offset)))
 
 
-def due_runs(session: Session, queue: orm.WorkQueue, *, now: dt.datetime, limit: int) -> list[orm.FlowRun]:
-    """Scheduled runs of the queue whose time has come, oldest first, within the concurrency limit."""
-    if queue.paused:
-        return []
-    if queue.concurrency_limit is not None:
-        limit = min(limit, max(0, queue.concurrency_limit - count_active(session, queue.name)))
-        if limit == 0:
-            return []
-    query = (
-        sa.select(orm.FlowRun)
-        .where(
-            orm.FlowRun.work_queue_name == queue.name,
-            orm.FlowRun.state_type == StateType.SCHEDULED.value,
-            orm.FlowRun.expected_start_time <= now,
+def read_by_names(session: Session, names: Sequence[str]) -> list[orm.WorkQueue]:
+    return list(session.scalars(sa.select(orm.WorkQueue).where(orm.WorkQueue.name.in_(list(names)))))
+
+
+def due_runs(session: Session, queues: Sequence[orm.WorkQueue], *, now: dt.datetime, limit: int) -> list[orm.FlowRun]:
+    """Scheduled runs of the queues whose time has come: the best ``limit`` in the order agents must start them.
+
+    The order is the queue's priority (lower first), then the expected start time, then the id: a run of a
+    higher-priority queue comes before every run of a lower one however long that one has waited. Paused queues
+    give nothing; a queue with a concurrency limit gives at most its free room (limit minus its active runs).
+    Each queue's own best ``min(limit, room)`` runs are read and merged, which always contains the overall best
+    ``limit``.
+    """
+    found: list[tuple[int, orm.FlowRun]] = []
+    for queue in queues:
+        if queue.paused:
+            continue
+        room = limit
+        if queue.concurrency_limit is not None:
+            room = min(limit, max(0, queue.concurrency_limit - count_active(session, queue.name)))
+        if room == 0:
+            continue
+        query = (
+            sa.select(orm.FlowRun)
+            .where(
+                orm.FlowRun.work_queue_name == queue.name,
+                orm.FlowRun.state_type == StateType.SCHEDULED.value,
+                orm.FlowRun.expected_start_time <= now,
+            )
+            .order_by(orm.FlowRun.expected_start_time, orm.FlowRun.id)
+            .limit(room)
         )
-        .order_by(orm.FlowRun.expected_start_time, orm.FlowRun.id)
-        .limit(limit)
-    )
-    return list(session.scalars(query))
+        found.extend((queue.priority, run) for run in session.scalars(query))
+    found.sort(key=lambda item: (item[0], item[1].expected_start_time or now, item[1].id))
+    return [run for _, run in found[:limit]]
 
 
 def waiting_runs(session: Session, name: str, *, limit: int = 50) -> list[orm.FlowRun]:
@@ -136,9 +153,10 @@ def counts(session: Session, name: str, now: dt.datetime) -> dict[str, int]:
     }
 
 
-def touch(session: Session, queue: orm.WorkQueue, now: dt.datetime) -> None:
+def touch(session: Session, queues: Sequence[orm.WorkQueue], now: dt.datetime) -> None:
+    """Record that an agent polled the queues (``orch work-queue ls`` shows it)."""
     session.execute(
-        sa.update(orm.WorkQueue).where(orm.WorkQueue.id == queue.id).values(last_polled=now),
+        sa.update(orm.WorkQueue).where(orm.WorkQueue.id.in_([q.id for q in queues])).values(last_polled=now),
         execution_options={"synchronize_session": False},
     )
 

@@ -60,6 +60,16 @@ class GetRunsRequest(OrchModel):
     agent_name: str | None = Field(default=None, max_length=200)
 
 
+class WorkQueuesGetRunsRequest(GetRunsRequest):
+    """``POST /api/work_queues/get_runs``: the due runs of several queues, higher-priority queues' runs first.
+
+    One call decides which runs an agent polling several queues should start next, so a free slot always goes
+    to the best due run; ``limit``, ``wait_seconds`` and ``agent_name`` mean what they mean for one queue.
+    """
+
+    work_queue_names: list[WorkQueueName] = Field(min_length=1, max_length=100)
+
+
 class GetRunsResponse(ResponseModel):
     runs: list[FlowRun]
 

@@ -18,6 +18,7 @@ from orch.control_plane.schemas.flows import Flow
 from orch.control_plane.schemas.logs import Log, LogPage
 from orch.control_plane.schemas.states import OrchestrationResult, State, StateCreate
 from orch.control_plane.schemas.task_runs import TaskRun
+from orch.control_plane.schemas.work_queues import GetRunsResponse, WorkQueuesGetRunsRequest
 
 Id = uuid.UUID | str
 
@@ -125,6 +126,14 @@ def read_logs(flt: LogFilter | None = None) -> Call[list[Log]]:
 
 def paginate_logs(flt: LogFilter | None = None) -> Call[LogPage]:
     return Call("POST", "/logs/paginate", LogPage.model_validate, json=dump(flt) if flt else {})
+
+
+# -- work queues ---------------------------------------------------------------------------------------------------
+
+
+def get_work_queues_runs(request: WorkQueuesGetRunsRequest) -> Call[GetRunsResponse]:
+    """The due runs of several queues, higher-priority queues' runs first (the database queue's long poll)."""
+    return Call("POST", "/work_queues/get_runs", GetRunsResponse.model_validate, json=dump(request))
 
 
 # -- generic -------------------------------------------------------------------------------------------------------

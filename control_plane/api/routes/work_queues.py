@@ -1,4 +1,5 @@
-"""``/api/work_queues``: CRUD, pause/resume, ``get_runs`` (the database queue's long poll), preview and status."""
+"""``/api/work_queues``: CRUD, pause/resume, ``get_runs`` (the database queue's long poll, of one queue or of several
+in priority order), preview and status."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from orch.control_plane.schemas.work_queues import (
     GetRunsResponse,
     WorkQueue,
     WorkQueueCreate,
+    WorkQueuesGetRunsRequest,
     WorkQueueStatus,
     WorkQueueUpdate,
 )
@@ -98,6 +100,20 @@ def filter_work_queues(flt: FlowFilterRequest | None = None, db: Database = Depe
         return [WorkQueue.model_validate(q) for q in model.filter_(session, flt.limit, flt.offset)]
 
 
+# Not shadowed: ``/{name}/get_runs`` needs two segments and the ``/{id}`` routes take no POST (Starlette prefers the
+# route matching path and method); the API tests pin it.
+@router.post("/get_runs", dependencies=[requires(Scope.AGENT)])
+async def get_runs_of_queues(body: WorkQueuesGetRunsRequest, db: Database = Depends(get_db)) -> GetRunsResponse:
+    """Due runs of several queues in the order an agent must start them: higher-priority queues (lower number)
+    first, then the longest-waiting; waits up to ``wait_seconds`` for one to become due.
+
+    Paused queues and queues at their concurrency limit give nothing; queues that do not exist are created, as by
+    the per-queue call. An agent polling several queues asks this for at most its free room, so a free slot always
+    goes to the best run that is due at that moment.
+    """
+    return await _long_poll(db, list(dict.fromkeys(body.work_queue_names)), body)
+
+
 @router.post("/{name}/get_runs", dependencies=[requires(Scope.AGENT)])
 async def get_runs(
     body: GetRunsRequest | None = None, name: str = QueueName, db: Database = Depends(get_db)
@@ -106,27 +122,32 @@ async def get_runs(
 
     The queue is created if it does not exist (an agent may start before anything is deployed to it).
     """
-    body = body or GetRunsRequest()
+    return await _long_poll(db, [name], body or GetRunsRequest())
+
+
+async def _long_poll(db: Database, names: list[str], body: GetRunsRequest) -> GetRunsResponse:
     interval = get_settings().get_runs_poll_interval
     deadline = time.monotonic() + body.wait_seconds
     first = True
     while True:
-        runs = await run_in_threadpool(_due_runs, db, name, body.limit, first)
+        runs = await run_in_threadpool(_due_runs, db, names, body.limit, first)
         first = False
         if runs or time.monotonic() >= deadline:
             return GetRunsResponse(runs=runs)
         await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
-def _due_runs(db: Database, name: str, limit: int, touch: bool) -> list[FlowRun]:
+def _due_runs(db: Database, names: list[str], limit: int, touch: bool) -> list[FlowRun]:
+    """One look for due runs; the first look of a poll creates missing queues and records the poll time."""
     now = now_utc()
     with db.session(write=touch) as session:
-        queue = model.ensure(session, name) if touch else model.read_by_name(session, name)
-        if queue is None:
-            return []
         if touch:
-            model.touch(session, queue, now)
-        return [runs_model.to_schema(r) for r in model.due_runs(session, queue, now=now, limit=limit)]
+            # Sorted: concurrent polls of overlapping queue sets create and lock queues in the same order.
+            queues = [model.ensure(session, name) for name in sorted(names)]
+            model.touch(session, queues, now)
+        else:
+            queues = model.read_by_names(session, names)
+        return [runs_model.to_schema(r) for r in model.due_runs(session, queues, now=now, limit=limit)]
 
 
 @router.get("/{name}/preview", dependencies=[requires(Scope.READ)])
