@@ -6,9 +6,18 @@ server said WAIT), ``extend`` (keep it hidden while the claim or launch is slow)
 message comes back after the visibility timeout until SQS moves it to the dead-letter queue). The database source has no
 messages, so its candidates' methods do nothing.
 
-Each source runs one poller thread per work queue so that a long poll on one queue never delays another; the agent
-takes candidates in queue-priority order from a shared priority queue. Pollers take work only while the agent has
-capacity (``--limit``), so no SQS message is received — and hidden from other agents — unless it can be handled.
+Each source runs ONE poller over all the agent's queues, so that queue priority decides who gets a free slot
+(``--limit``): a poller takes work only after reserving capacity, and then takes the best work there is.
+
+- Database queue: one long poll of ``POST /api/work_queues/get_runs`` for all queues, asking for at most the free
+  room; the server answers with the due runs in priority order (queue priority, then expected start time).
+- SQS: a sweep over the queues in priority order (lower number first); a lower-priority queue is received from only
+  when every higher one answered a long poll with nothing and room remains. With several queues each receive waits
+  at most ``SWEEP_WAIT_SECONDS`` (a short long poll still asks every SQS server, unlike ``WaitTimeSeconds=0``, which
+  samples a few and can miss a message), so the sweep comes back to the high-priority queues quickly.
+
+No SQS message is received — and hidden from other agents — unless it can be handled. Candidates go through a
+shared priority queue (queue priority, then arrival), which also orders held and retried candidates.
 """
 
 from __future__ import annotations
@@ -26,6 +35,12 @@ from typing import Any, Protocol
 
 logger = logging.getLogger("orch.agents")
 _counter = itertools.count()
+# The most runs one get_runs call may ask for (the API's limit).
+MAX_GET_RUNS = 100
+# A queue the agent could not read is polled anyway; the server creates it with this priority.
+DEFAULT_PRIORITY = 100
+# With several SQS queues, the longest one receive waits before the sweep moves on to the next queue.
+SWEEP_WAIT_SECONDS = 1
 
 
 @dataclasses.dataclass
@@ -172,7 +187,7 @@ def put(out: queue.PriorityQueue[tuple[int, int, Candidate]], candidate: Candida
 
 
 class DatabaseSource:
-    """Long-polls ``POST /api/work_queues/{name}/get_runs`` for each queue."""
+    """Long-polls ``POST /api/work_queues/get_runs`` for all the agent's queues at once."""
 
     def __init__(
         self,
@@ -184,7 +199,7 @@ class DatabaseSource:
         backoff_max: float = 30.0,
     ) -> None:
         self.client = client
-        self.queues = queues
+        self.queues = queues  # name -> priority (the server orders by the queues' current priorities)
         self.wait_seconds = wait_seconds
         self.agent_name = agent_name
         self._pollers = _Pollers(backoff_max)
@@ -193,41 +208,51 @@ class DatabaseSource:
         self._lock = threading.Lock()
 
     def start(self, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity) -> None:
-        for name, priority in self.queues.items():
-            self._pollers.spawn(f"orch-poll-{name}", self._poll_loop(name, priority, out, capacity))
+        self._pollers.spawn("orch-poll", self._poll_loop(out, capacity))
 
     def _poll_loop(
-        self, name: str, priority: int, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity
+        self, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity
     ) -> Callable[[], None]:
+        names = list(self.queues)
+
         def once() -> None:
-            room = capacity.acquire(100, self._pollers.stop_event)
+            room = capacity.acquire(MAX_GET_RUNS, self._pollers.stop_event)
             if room <= 0:
                 return
+            with self._lock:
+                skipped = len(self._in_flight)
             try:
+                # Runs this agent is still deciding are Scheduled on the server and come first in its answer:
+                # ask for that many more, so that ``room`` new runs can still be the best due ones.
                 answer = self.client.request(
                     "POST",
-                    f"/work_queues/{name}/get_runs",
-                    json={"limit": room, "wait_seconds": self.wait_seconds, "agent_name": self.agent_name},
+                    "/work_queues/get_runs",
+                    json={
+                        "work_queue_names": names,
+                        "limit": min(MAX_GET_RUNS, room + skipped),
+                        "wait_seconds": self.wait_seconds,
+                        "agent_name": self.agent_name,
+                    },
                 )
             except BaseException:
                 capacity.unreserve(room)
                 raise
-            fresh = []
+            fresh: list[tuple[uuid.UUID, str]] = []
             with self._lock:
                 for run in answer.get("runs", []):
                     run_id = uuid.UUID(run["id"])
-                    if run_id not in self._in_flight:
+                    if len(fresh) < room and run_id not in self._in_flight:
                         self._in_flight.add(run_id)
-                        fresh.append(run_id)
+                        fresh.append((run_id, str(run.get("work_queue_name") or "")))
             # The fresh runs keep their reserved slot until the claim is decided; the rest go back.
             capacity.unreserve(room - len(fresh))
-            for run_id in fresh:
+            for run_id, name in fresh:
                 put(
                     out,
                     Candidate(
                         run_id,
                         name,
-                        priority,
+                        self.queues.get(name, DEFAULT_PRIORITY),
                         ack=self._done(run_id),
                         release=self._later(run_id),
                         leave=self._done(run_id),
@@ -267,7 +292,11 @@ class DatabaseSource:
 
 
 class SqsSource:
-    """Long-polls each work queue's SQS queue (``WaitTimeSeconds``: ``ORCH_AGENT_SQS_WAIT_SECONDS``).
+    """Receives from the work queues' SQS queues, higher-priority queues first (see the module docstring).
+
+    One queue: long polls of ``wait_seconds`` (``ORCH_AGENT_SQS_WAIT_SECONDS``). Several: sweeps in priority order,
+    each receive waiting at most ``SWEEP_WAIT_SECONDS``; a sweep stops at the first queue that gives runs, and the
+    next sweep starts again from the top.
 
     Stopping: no new receive starts; a receive already in flight is waited for (at most ``wait_seconds``) and
     whatever it returns is made visible again at once (``VisibilityTimeout=0``), so other agents get those runs
@@ -287,74 +316,85 @@ class SqsSource:
 
         self.client = client
         self.queues = queues  # name -> (priority, queue URL)
+        # Priority order; the name breaks ties so that the order is the same on every sweep.
+        self._ordered = sorted(queues.items(), key=lambda item: (item[1][0], item[0]))
         self.wait_seconds = wait_seconds
+        self._receive_wait = wait_seconds if len(queues) == 1 else min(wait_seconds, SWEEP_WAIT_SECONDS)
         # the read timeout must outlast the long poll
         self.sqs = boto3.client("sqs", config=Config(read_timeout=wait_seconds + 10, retries={"mode": "standard"}))
         self._pollers = _Pollers(backoff_max)
 
     def start(self, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity) -> None:
-        for name, (priority, url) in self.queues.items():
-            self._pollers.spawn(f"orch-sqs-{name}", self._poll_loop(name, priority, url, out, capacity))
+        self._pollers.spawn("orch-sqs", self._sweep(out, capacity))
 
-    def _poll_loop(
-        self,
-        name: str,
-        priority: int,
-        url: str,
-        out: queue.PriorityQueue[tuple[int, int, Candidate]],
-        capacity: Capacity,
-    ) -> Callable[[], None]:
-        import json
-
+    def _sweep(self, out: queue.PriorityQueue[tuple[int, int, Candidate]], capacity: Capacity) -> Callable[[], None]:
         def once() -> None:
             room = capacity.acquire(10, self._pollers.stop_event)
             if room <= 0:
                 return
             try:
-                got = self.sqs.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=room,
-                    WaitTimeSeconds=self.wait_seconds,
-                    AttributeNames=["ApproximateReceiveCount"],
-                )
-            except BaseException:
+                for name, (priority, url) in self._ordered:
+                    if self._pollers.stop_event.is_set():
+                        return
+                    kept = self._receive(name, priority, url, room, out)
+                    room -= kept
+                    if kept:
+                        # Runs from this queue: the next sweep looks at the higher-priority queues again before
+                        # any lower one, since they may have received messages meanwhile.
+                        return
+            finally:
                 capacity.unreserve(room)
-                raise
-            messages = got.get("Messages", [])
-            if self._pollers.stop_event.is_set():
-                # Received after stop: hand them back at once.
-                capacity.unreserve(room)
-                for message in messages:
-                    self._release(url, message["ReceiptHandle"])(0)
-                if messages:
-                    logger.info("handed back %d message(s) received while stopping (%s)", len(messages), name)
-                return
-            kept = 0
-            for message in messages:
-                receipt = message["ReceiptHandle"]
-                try:
-                    run_id = uuid.UUID(json.loads(message["Body"])["flow_run_id"])
-                except (ValueError, KeyError, TypeError):
-                    # A poison message: leave it; after maxReceiveCount receives SQS moves it to the DLQ.
-                    logger.error(
-                        "unreadable message on %s left for the dead-letter queue: %.200s", name, message["Body"]
-                    )
-                    continue
-                kept += 1
-                put(
-                    out,
-                    Candidate(
-                        run_id,
-                        name,
-                        priority,
-                        ack=self._ack(url, receipt),
-                        release=self._release(url, receipt),
-                        extend=self._extend(url, receipt),
-                    ),
-                )
-            capacity.unreserve(room - kept)
 
         return once
+
+    def _receive(
+        self,
+        name: str,
+        priority: int,
+        url: str,
+        room: int,
+        out: queue.PriorityQueue[tuple[int, int, Candidate]],
+    ) -> int:
+        """One receive of at most ``room`` messages from one queue; returns how many became candidates (each keeps
+        one reserved slot)."""
+        import json
+
+        got = self.sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=room,
+            WaitTimeSeconds=self._receive_wait,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = got.get("Messages", [])
+        if self._pollers.stop_event.is_set():
+            # Received after stop: hand them back at once.
+            for message in messages:
+                self._release(url, message["ReceiptHandle"])(0)
+            if messages:
+                logger.info("handed back %d message(s) received while stopping (%s)", len(messages), name)
+            return 0
+        kept = 0
+        for message in messages:
+            receipt = message["ReceiptHandle"]
+            try:
+                run_id = uuid.UUID(json.loads(message["Body"])["flow_run_id"])
+            except (ValueError, KeyError, TypeError):
+                # A poison message: leave it; after maxReceiveCount receives SQS moves it to the DLQ.
+                logger.error("unreadable message on %s left for the dead-letter queue: %.200s", name, message["Body"])
+                continue
+            kept += 1
+            put(
+                out,
+                Candidate(
+                    run_id,
+                    name,
+                    priority,
+                    ack=self._ack(url, receipt),
+                    release=self._release(url, receipt),
+                    extend=self._extend(url, receipt),
+                ),
+            )
+        return kept
 
     def _ack(self, url: str, receipt: str) -> Callable[[], None]:
         def ack() -> None:

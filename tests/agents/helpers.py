@@ -12,9 +12,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import ServerProcess, free_port, orch_env
 
 FLOW = textwrap.dedent(
     """
@@ -113,6 +115,9 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 
         time.sleep(interval)
 
 
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+
+
 def client_for(url: str, monkeypatch: Any) -> Any:
     from orch.client import OrchClient, reset_clients
     from orch.settings import clear_settings_cache, get_settings
@@ -161,3 +166,63 @@ class AgentProcess:
     def __exit__(self, *_: object) -> None:
         if self.proc.poll() is None:
             self.kill()
+
+
+class Stack:
+    """A server, a client on it, the deployed ``mark`` flow, and the environment for agents."""
+
+    def __init__(self, server: ServerProcess, client: Any, env: dict[str, str], tmp: Path, deployment: Any) -> None:
+        self.server = server
+        self.client = client
+        self.env = env
+        self.tmp = tmp
+        self.deployment = deployment
+        self.markers = tmp / "markers"
+
+    def agent(self, queue: str, name: str, *args: str, **env: str) -> AgentProcess:
+        return AgentProcess(["-q", queue, "--name", name, *args], {**self.env, **env}, self.tmp / f"agent-{name}.log")
+
+    def queue(self, name: str, **body: Any) -> str:
+        """A new work queue (with its SQS queue when the server uses SQS); returns its SQS URL or ''."""
+        created = self.client.request("POST", "/work_queues/", {"name": name, **body})
+        return str(created.get("sqs_queue_url") or "")
+
+    def runs(self, queue: str, n: int, **body: Any) -> list[str]:
+        return create_runs(self.client, self.deployment.id, n, work_queue_name=queue, **body)
+
+    def executions(self, run_ids: list[str]) -> dict[str, int]:
+        counts = executions(self.markers)
+        return {r: counts[r] for r in run_ids if r in counts}
+
+    def states(self, run_ids: list[str]) -> dict[str, str]:
+        from orch.control_plane.schemas.filters import FlowRunFilter
+
+        out: dict[str, str] = {}
+        for i in range(0, len(run_ids), 200):
+            flt = FlowRunFilter.model_validate({"flow_runs": {"id": {"any_": run_ids[i : i + 200]}}, "limit": 200})
+            out.update({str(r.id): str(r.state_type) for r in self.client.read_flow_runs(flt)})
+        return out
+
+    def all_finished(self, run_ids: list[str]) -> bool:
+        return all(state in TERMINAL for state in self.states(run_ids).values())
+
+
+def start_stack(tmp: Path, extra: dict[str, str]) -> Iterator[Stack]:
+    """A server process with ``extra`` in its environment, a client on it and the deployed ``mark`` flow."""
+    from orch.client import OrchClient
+    from orch.settings import Settings
+
+    home = tmp / "home"
+    home.mkdir()
+    env = orch_env(home, ORCH_SERVICES_INTERVAL="1", **extra)
+    server = ServerProcess(env, free_port(), tmp / "server.log")
+    try:
+        server.wait_ready(timeout=120)
+        client = OrchClient(Settings(api_url=server.url, home=home))
+        project = write_project(tmp / "project", tmp / "markers")
+        deployment = deploy(client, project, tmp / "bundles")
+        agent_env = {**env, "ORCH_API_URL": server.url, "ORCH_AGENT_SQS_WAIT_SECONDS": "2"}
+        yield Stack(server, client, agent_env, tmp, deployment)
+        client.close()
+    finally:
+        server.stop()

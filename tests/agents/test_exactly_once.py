@@ -26,8 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.agents.helpers import AgentProcess, create_runs, deploy, executions, wait_for, write_project
-from tests.conftest import ServerProcess, free_port, orch_env
+from tests.agents.helpers import Stack, executions, start_stack, wait_for
 from tests.plugins.aws import aws_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
@@ -36,66 +35,6 @@ SQS_RUNS = int(__import__("os").environ.get("ORCH_TEST_SQS_RUNS", "200"))
 DB_RUNS = int(__import__("os").environ.get("ORCH_TEST_DB_RUNS", "100"))
 VISIBILITY = 4
 MAX_RECEIVES = 3
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-class Stack:
-    """A server, a client on it, the deployed ``mark`` flow, and the environment for agents."""
-
-    def __init__(self, server: ServerProcess, client: Any, env: dict[str, str], tmp: Path, deployment: Any) -> None:
-        self.server = server
-        self.client = client
-        self.env = env
-        self.tmp = tmp
-        self.deployment = deployment
-        self.markers = tmp / "markers"
-
-    def agent(self, queue: str, name: str, *args: str, **env: str) -> AgentProcess:
-        return AgentProcess(["-q", queue, "--name", name, *args], {**self.env, **env}, self.tmp / f"agent-{name}.log")
-
-    def queue(self, name: str) -> str:
-        """A new work queue (with its SQS queue when the server uses SQS); returns its SQS URL or ''."""
-        created = self.client.request("POST", "/work_queues/", {"name": name})
-        return str(created.get("sqs_queue_url") or "")
-
-    def runs(self, queue: str, n: int, **body: Any) -> list[str]:
-        return create_runs(self.client, self.deployment.id, n, work_queue_name=queue, **body)
-
-    def executions(self, run_ids: list[str]) -> dict[str, int]:
-        counts = executions(self.markers)
-        return {r: counts[r] for r in run_ids if r in counts}
-
-    def states(self, run_ids: list[str]) -> dict[str, str]:
-        from orch.control_plane.schemas.filters import FlowRunFilter
-
-        out: dict[str, str] = {}
-        for i in range(0, len(run_ids), 200):
-            flt = FlowRunFilter.model_validate({"flow_runs": {"id": {"any_": run_ids[i : i + 200]}}, "limit": 200})
-            out.update({str(r.id): str(r.state_type) for r in self.client.read_flow_runs(flt)})
-        return out
-
-    def all_finished(self, run_ids: list[str]) -> bool:
-        return all(state in TERMINAL for state in self.states(run_ids).values())
-
-
-def _stack(tmp: Path, extra: dict[str, str]) -> Iterator[Stack]:
-    from orch.client import OrchClient
-    from orch.settings import Settings
-
-    home = tmp / "home"
-    home.mkdir()
-    env = orch_env(home, ORCH_SERVICES_INTERVAL="1", **extra)
-    server = ServerProcess(env, free_port(), tmp / "server.log")
-    try:
-        server.wait_ready(timeout=120)
-        client = OrchClient(Settings(api_url=server.url, home=home))
-        project = write_project(tmp / "project", tmp / "markers")
-        deployment = deploy(client, project, tmp / "bundles")
-        agent_env = {**env, "ORCH_API_URL": server.url, "ORCH_AGENT_SQS_WAIT_SECONDS": "2"}
-        yield Stack(server, client, agent_env, tmp, deployment)
-        client.close()
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +48,12 @@ def sqs_stack(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "ORCH_SQS_MAX_RECEIVES": str(MAX_RECEIVES),
         **aws_environment(moto_server.endpoint_url),
     }
-    yield from _stack(tmp_path_factory.mktemp("sqs-stack"), extra)
+    yield from start_stack(tmp_path_factory.mktemp("sqs-stack"), extra)
 
 
 @pytest.fixture
 def db_stack(tmp_path: Path) -> Iterator[Stack]:
-    yield from _stack(tmp_path, {})
+    yield from start_stack(tmp_path, {})
 
 
 def _sqs(moto: Any) -> Any:
