@@ -12,9 +12,9 @@ Each source runs ONE poller over all the agent's queues, so that queue priority 
 - Database queue: one long poll of ``POST /api/work_queues/get_runs`` for all queues, asking for at most the free
   room; the server answers with the due runs in priority order (queue priority, then expected start time).
 - SQS: a sweep over the queues in priority order (lower number first); a lower-priority queue is received from only
-  when every higher one answered a long poll with nothing and room remains. With several queues each receive waits
-  at most ``SWEEP_WAIT_SECONDS`` (a short long poll still asks every SQS server, unlike ``WaitTimeSeconds=0``, which
-  samples a few and can miss a message), so the sweep comes back to the high-priority queues quickly.
+  when every higher one answered a long poll with nothing and room remains. With several queues each receive is a
+  long poll of ``SWEEP_WAIT_SECONDS``, so the sweep comes back to the high-priority queues quickly; not a short poll
+  (``WaitTimeSeconds=0``), which samples a few SQS servers and can answer nothing while a message is there.
 
 No SQS message is received — and hidden from other agents — unless it can be handled. Candidates go through a
 shared priority queue (queue priority, then arrival), which also orders held and retried candidates.
