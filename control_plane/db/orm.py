@@ -3,8 +3,9 @@
 Alembic migrations in ``migrations/versions`` are the only way this schema is created; a test checks that the
 migrated schema and these classes agree. Every table is UUID-keyed with ``created``/``updated``. Runs keep their
 current state denormalised on the row (``state_type``, ``state_name``, ``state_version``...) so lists and claims need
-no join; the full history lives in ``*_run_states``. ``state_version`` is the optimistic-concurrency token: every
-accepted transition bumps it with ``UPDATE ... WHERE state_version = :seen``.
+no join. A flow run's full history lives in ``flow_run_states``; a task run's short history is kept on its own row
+(``task_runs.state_history``), so recording a task run is one row, not one per state. ``state_version`` is the
+optimistic-concurrency token: every accepted transition bumps it with ``UPDATE ... WHERE state_version = :seen``.
 """
 
 from __future__ import annotations
@@ -118,21 +119,13 @@ class TaskRun(_RunMixin, Base):
     cache_key: Mapped[str | None] = mapped_column(sa.String(2000))
     cache_expiration: Mapped[dt.datetime | None]
     task_inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Every accepted state, oldest first, as compact JSON objects: ``type``, ``name``, ``timestamp`` (ISO 8601) and
+    # ``message``/``state_details``/``data`` when set. A task run has a handful of states and they are only read
+    # together (``GET /api/task_runs/{id}/states``), so they live on the run's row: recording a task run writes one
+    # row instead of one per state. Deferred: lists of task runs do not load it.
+    state_history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, deferred=True)
 
     __table_args__ = (sa.Index("ix_task_runs__flow_run_id_expected_start_time", "flow_run_id", "expected_start_time"),)
-
-
-class TaskRunState(Base):
-    __tablename__ = "task_run_states"
-    task_run_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("task_runs.id", ondelete="CASCADE"))
-    type: Mapped[str] = mapped_column(sa.String(20))
-    name: Mapped[str] = mapped_column(sa.String(100))
-    timestamp: Mapped[dt.datetime]
-    message: Mapped[str | None] = mapped_column(sa.Text)
-    state_details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    data: Mapped[Any | None]
-
-    __table_args__ = (sa.Index("ix_task_run_states__task_run_id_timestamp", "task_run_id", "timestamp"),)
 
 
 class Deployment(Base):

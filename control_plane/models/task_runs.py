@@ -1,13 +1,21 @@
 """Task runs: recorded in batches by the SDK (client-orchestrated), read and filtered by the UI and CLI.
 
-``record_batch`` upserts task runs by id and appends the states each record carries, checking every new state
-against ``CoreTaskPolicy`` in order. It does the whole batch in a handful of statements (one read of the existing
-rows, bulk inserts, one UPDATE per changed existing row) because it sits behind every task the SDK runs.
+A task run is one row of ``task_runs``. Its current state is denormalised on the row like a flow run's; its whole
+history is kept on the row too, as a JSON list (``state_history``): a task run has a handful of states, read only
+together, so recording a task run writes one row instead of one per state.
+
+``record_batch`` sits behind every task the SDK runs. It reads the batch's existing rows in one statement, checks
+every new state against ``CoreTaskPolicy`` in order (in Python, on the stored history), then writes the batch with
+one ``INSERT`` executemany for new task runs and one ``UPDATE`` executemany for known ones. A record's
+``state_offset`` says where its states start in the history: states already held there are skipped, so a batch
+sent twice is recorded once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -15,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from orch.control_plane.db import orm
 from orch.control_plane.models._common import (
-    history_row,
+    details_json,
     keyset_page,
     state_columns,
     state_of,
@@ -26,36 +34,22 @@ from orch.control_plane.models._common import (
     where_optional_id,
 )
 from orch.control_plane.models.flow_runs import _state_filter
-from orch.control_plane.orchestration import OrchestrationContext, RunView, propose
+from orch.control_plane.orchestration import OrchestrationContext, Policy, RunView, propose
 from orch.control_plane.orchestration.policies import CORE_TASK_POLICY, MINIMAL_POLICY
 from orch.control_plane.schemas import task_runs as schemas
 from orch.control_plane.schemas.base import now_utc
 from orch.control_plane.schemas.filters import TaskRunFilter, TaskRunSort
-from orch.control_plane.schemas.states import OrchestrationResult, State, StateCreate
+from orch.control_plane.schemas.states import (
+    DEFAULT_NAMES,
+    OrchestrationResult,
+    State,
+    StateCreate,
+    StateDetails,
+    StateType,
+)
 
 _TASK_RUNS = cast(sa.Table, orm.TaskRun.__table__)
-_TASK_RUN_STATES = cast(sa.Table, orm.TaskRunState.__table__)
-_SELECT_EXISTING = sa.select(
-    *[
-        _TASK_RUNS.c[name]
-        for name in (
-            "id",
-            "state_type",
-            "state_name",
-            "state_timestamp",
-            "state_message",
-            "state_details",
-            "state_data",
-            "state_version",
-            "run_count",
-            "start_time",
-            "end_time",
-            "total_run_time",
-            "expected_start_time",
-            "updated",
-        )
-    ]
-)
+_C = _TASK_RUNS.c
 _RUN_FIELDS = (
     "state_version",
     "run_count",
@@ -64,6 +58,18 @@ _RUN_FIELDS = (
     "total_run_time",
     "expected_start_time",
 )
+_STATE_COLUMNS = ("state_type", "state_name", "state_timestamp", "state_message", "state_details", "state_data")
+_NO_STATE: dict[str, Any] = {
+    "state_type": None,
+    "state_name": None,
+    "state_timestamp": None,
+    "state_message": None,
+    "state_details": {},
+    "state_data": None,
+}
+# What orchestrating a known task run needs: its current state, bookkeeping and history.
+_SELECT_EXISTING = sa.select(*[_C[name] for name in ("id", *_STATE_COLUMNS, *_RUN_FIELDS, "updated", "state_history")])
+_UPDATE_EXISTING = _TASK_RUNS.update().where(_C.id == sa.bindparam("_id"))
 
 
 def to_schema(row: orm.TaskRun) -> schemas.TaskRun:
@@ -82,20 +88,20 @@ def delete(session: Session, task_run_id: uuid.UUID) -> bool:
 
 
 def create(session: Session, data: schemas.TaskRunCreate) -> orm.TaskRun:
-    record = schemas.TaskRunRecord(
-        id=data.id or uuid.uuid4(),
-        flow_run_id=data.flow_run_id,
-        task_key=data.task_key,
-        dynamic_key=data.dynamic_key,
-        name=data.name or data.task_key,
-        tags=data.tags,
-        cache_key=data.cache_key,
-        cache_expiration=data.cache_expiration,
-        task_inputs=data.task_inputs,
-        states=[data.state] if data.state else [],
-    )
+    record: schemas.TaskRunRecord = {
+        "id": data.id or uuid.uuid4(),
+        "flow_run_id": data.flow_run_id,
+        "task_key": data.task_key,
+        "dynamic_key": data.dynamic_key,
+        "name": data.name or data.task_key,
+        "tags": data.tags,
+        "cache_key": data.cache_key,
+        "cache_expiration": data.cache_expiration,
+        "task_inputs": data.task_inputs,
+        "states": [schemas.recorded_state(data.state)] if data.state else [],
+    }
     record_batch(session, [record])
-    row = read(session, record.id)
+    row = read(session, record["id"])
     assert row is not None
     return row
 
@@ -103,76 +109,177 @@ def create(session: Session, data: schemas.TaskRunCreate) -> orm.TaskRun:
 def set_state(
     session: Session, task_run_id: uuid.UUID, proposed: StateCreate, *, force: bool = False
 ) -> OrchestrationResult | None:
-    row = session.get(orm.TaskRun, task_run_id, populate_existing=True)
+    """Propose one state (the API's ``set_state``): through ``CoreTaskPolicy``, or only the bookkeeping when forced;
+    an accepted state is appended to the history."""
+    conn = session.connection()
+    # FOR UPDATE (PostgreSQL): the history is read, extended and written back; a concurrent writer waits.
+    row = conn.execute(_SELECT_EXISTING.where(_C.id == task_run_id).with_for_update()).one_or_none()
     if row is None:
         return None
     now = now_utc()
-    ctx = _context(_view(row), proposed, now)
-    propose(ctx, MINIMAL_POLICY if force else CORE_TASK_POLICY)
+    view = _view(row)
+    ctx = _orchestrate(view, schemas.recorded_state(proposed), now, MINIMAL_POLICY if force else CORE_TASK_POLICY)
     if ctx.writes:
-        _flush_existing(session, {row.id: (ctx.run, row.state_version)}, now)
-        session.execute(sa.insert(orm.TaskRunState), [{**history_row(ctx.proposed), "task_run_id": row.id}])
+        history = [*row.state_history, _entry(ctx.proposed)]
+        conn.execute(_UPDATE_EXISTING, [_update_row(task_run_id, view, history, now)])
     return ctx.result()
 
 
-def record_batch(session: Session, records: list[schemas.TaskRunRecord]) -> schemas.TaskRunBatchResult:
-    """Upsert task runs and append their new states. Refused states are reported, not written."""
+def record_batch(session: Session, records: Sequence[schemas.TaskRunRecord]) -> schemas.TaskRunBatchResult:
+    """Upsert task runs and append their new states. Refused states are reported, not written; states the run's
+    history already holds at the record's ``state_offset`` are skipped (and counted as accepted)."""
     now = now_utc()
-    ids = [r.id for r in records]
     conn = session.connection()
-    existing = {row.id: row for row in conn.execute(_SELECT_EXISTING.where(_TASK_RUNS.c.id.in_(ids)))} if ids else {}
-    views: dict[uuid.UUID, RunView] = {}
-    new_records: dict[uuid.UUID, schemas.TaskRunRecord] = {}
-    history: list[dict[str, Any]] = []
+    ids = [r["id"] for r in records]
+    # FOR UPDATE (PostgreSQL): the histories read here are written back below.
+    existing = (
+        {row.id: row for row in conn.execute(_SELECT_EXISTING.where(_C.id.in_(ids)).with_for_update())} if ids else {}
+    )
+    known: dict[uuid.UUID, tuple[RunView, list[dict[str, Any]]]] = {}
+    new_rows: dict[uuid.UUID, dict[str, Any]] = {}
+    first_records: dict[uuid.UUID, schemas.TaskRunRecord] = {}
+    changed: set[uuid.UUID] = set()
     rejected: list[dict[str, Any]] = []
     accepted = 0
     for record in records:
-        view = views.get(record.id)
-        if view is None:
-            row = existing.get(record.id)
-            view = views[record.id] = _view(row) if row is not None else RunView(state=None)
-            if row is None:
-                new_records[record.id] = record
-        for proposed in record.states:
-            ctx = _context(view, proposed, now)
-            propose(ctx, CORE_TASK_POLICY)
+        run_id = record["id"]
+        run = known.get(run_id)
+        if run is None:
+            row = existing.get(run_id)
+            if row is not None:
+                run = known[run_id] = (_view(row), list(row.state_history))
+            elif run_id in new_rows:  # the batch carries this new run twice
+                run = (_view_of_new_row(new_rows[run_id]), new_rows[run_id]["state_history"])
+            else:
+                run = (RunView(state=None), [])
+                first_records[run_id] = record
+        view, history = run
+        states = record.get("states") or ()
+        skip = _already_recorded(history, record.get("state_offset"), states)
+        accepted += skip
+        for proposed in states[skip:] if skip else states:
+            ctx = _orchestrate(view, proposed, now, CORE_TASK_POLICY)
             if not ctx.writes:
-                rejected.append({"id": str(record.id), "state": proposed.type.value, "reason": ctx.reason})
+                rejected.append({"id": str(run_id), "state": proposed["type"].value, "reason": ctx.reason})
                 break
-            history.append({**history_row(ctx.proposed), "task_run_id": record.id})
+            history.append(_entry(ctx.proposed))
             accepted += 1
+            changed.add(run_id)
         # The SDK counts attempts itself (a task retried in-process re-enters Running under one task run).
-        view.run_count = max(view.run_count, record.run_count)
-    new_rows = [_new_row(record, views[run_id], now) for run_id, record in new_records.items()]
-    changed = {run_id: (view, 0) for run_id, view in views.items() if run_id not in new_records}
-    # Core executemany on the tables: the ORM's bulk-insert bookkeeping would cost more than the rows themselves.
+        run_count = record.get("run_count", 0)
+        if run_count > view.run_count:
+            view.run_count = run_count
+            changed.add(run_id)
+        if run_id in first_records:
+            # A new run's row is built now and its orchestration objects dropped: objects that outlive the loop
+            # are what the garbage collector keeps scanning while a large batch is processed.
+            new_rows[run_id] = _new_row(first_records[run_id], view, history, now)
+    # Core executemany: the ORM's unit-of-work bookkeeping would cost more than the rows themselves.
     if new_rows:
-        conn.execute(_TASK_RUNS.insert(), new_rows)
-    if changed:
-        _flush_existing(session, changed, now)
-    if history:
-        conn.execute(_TASK_RUN_STATES.insert(), history)
+        _insert(conn, new_rows.values())
+    updates = [_update_row(run_id, *known[run_id], now) for run_id in changed if run_id in known]
+    if updates:
+        conn.execute(_UPDATE_EXISTING, updates)
     return schemas.TaskRunBatchResult(accepted=accepted, rejected=rejected)
 
 
-def _context(view: RunView, proposed: StateCreate, now: Any) -> OrchestrationContext:
-    # The proposal was validated with the request; build the State without validating (and copying) it again.
-    state = State.model_construct(
-        id=None,
-        type=proposed.type,
-        name=proposed.resolved_name(),
-        timestamp=proposed.timestamp or now,
-        message=proposed.message,
-        state_details=proposed.state_details,
-        data=proposed.data,
+# JSON columns most new task runs leave empty, and the SQL literal of the empty value (the same text SQLAlchemy's
+# JSON type would store). Written in the statement, they are not serialised again for every row.
+_EMPTY_JSON = {"tags": "'[]'", "task_inputs": "'{}'", "state_details": "'{}'", "state_data": "'null'"}
+_INSERTS: dict[tuple[str, ...], sa.Insert] = {}
+
+
+def _insert(conn: sa.Connection, rows: Iterable[dict[str, Any]]) -> None:
+    """INSERT new rows: one executemany per combination of empty JSON columns (usually one for a whole batch)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        empty = tuple(name for name in _EMPTY_JSON if name not in row)
+        group = groups.get(empty)
+        if group is None:
+            group = groups[empty] = []
+        group.append(row)
+    for empty, group in groups.items():
+        statement = _INSERTS.get(empty)
+        if statement is None:
+            values: dict[str, Any] = {name: sa.literal_column(_EMPTY_JSON[name]) for name in empty}
+            statement = _INSERTS[empty] = _TASK_RUNS.insert().values(values)
+        conn.execute(statement, group)
+
+
+def _already_recorded(
+    history: list[dict[str, Any]], offset: int | None, states: Sequence[schemas.RecordedState]
+) -> int:
+    """How many of ``states`` (starting at position ``offset`` of the run's history) the history already holds."""
+    if offset is None or offset >= len(history):
+        return 0
+    held = 0
+    for entry, proposed in zip(history[offset:], states, strict=False):
+        # Same position, same type and name: the same state sent again (its stored timestamp may have been clamped).
+        type_ = proposed["type"]
+        if entry["type"] != type_.value or entry["name"] != (proposed.get("name") or DEFAULT_NAMES[type_]):
+            break
+        held += 1
+    return held
+
+
+# Most states carry no details; they share one empty object. SCHEDULED states get their own, because the
+# bookkeeping fills in a missing scheduled time.
+_NO_DETAILS = StateDetails()
+_STATE_FIELDS = tuple(State.model_fields)
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _orchestrate(
+    view: RunView, proposed: schemas.RecordedState, now: dt.datetime, policy: Policy
+) -> OrchestrationContext:
+    """Run one proposed state through ``policy`` against ``view`` (which the bookkeeping updates when accepted)."""
+    type_ = proposed["type"]
+    details = proposed.get("state_details")
+    if details is None:
+        details = StateDetails() if type_ is StateType.SCHEDULED else _NO_DETAILS
+    timestamp = proposed.get("timestamp") or now
+    # The proposal was validated with the request: build the State without validating (and copying) it again,
+    # as ``State.model_construct`` does, at a quarter of its cost (a test pins the result to a validated State).
+    state = _new_object(State)
+    _set_attribute(
+        state,
+        "__dict__",
+        {
+            "id": None,
+            "type": type_,
+            "name": proposed.get("name") or DEFAULT_NAMES[type_],
+            "timestamp": timestamp,
+            "message": proposed.get("message"),
+            "state_details": details,
+            "data": proposed.get("data"),
+        },
     )
+    _set_attribute(state, "__pydantic_fields_set__", set(_STATE_FIELDS))
+    _set_attribute(state, "__pydantic_extra__", None)
+    _set_attribute(state, "__pydantic_private__", None)
     # Task-run times come from the client that ran the task (the batch arrives later): keep them, but never
     # later than the server's clock.
-    return OrchestrationContext(kind="task_run", run=view, proposed=state, now=min(now, state.timestamp))
+    ctx = OrchestrationContext(kind="task_run", run=view, proposed=state, now=timestamp if timestamp < now else now)
+    propose(ctx, policy)
+    return ctx
+
+
+def _entry(state: State) -> dict[str, Any]:
+    """A state as stored in ``state_history``: only the fields that are set."""
+    entry: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": state.timestamp.isoformat()}
+    if state.message is not None:
+        entry["message"] = state.message
+    details = details_json(state)
+    if details:
+        entry["state_details"] = details
+    if state.data is not None:
+        entry["data"] = state.data
+    return entry
 
 
 def _view(row: Any) -> RunView:
-    """The orchestration view of an ORM row or a Core row with the same columns."""
+    """The orchestration view of a Core row of ``_SELECT_EXISTING``."""
     return RunView(
         state=state_of(row),
         state_version=row.state_version,
@@ -186,49 +293,71 @@ def _view(row: Any) -> RunView:
 
 def _run_values(view: RunView) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(view, name) for name in _RUN_FIELDS}
-    if view.state is not None:
-        values.update(state_columns(view.state))
+    values.update(state_columns(view.state) if view.state is not None else _NO_STATE)
     return values
 
 
-def _new_row(record: schemas.TaskRunRecord, view: RunView, now: Any) -> dict[str, Any]:
-    return {
-        "id": record.id,
+def _new_row(
+    record: schemas.TaskRunRecord, view: RunView, history: list[dict[str, Any]], now: dt.datetime
+) -> dict[str, Any]:
+    """The INSERT parameters of a new run; JSON columns that are empty are left out (``_insert`` writes them)."""
+    row = {
+        "id": record["id"],
         "created": now,
         "updated": now,
-        "flow_run_id": record.flow_run_id,
-        "task_key": record.task_key,
-        "dynamic_key": record.dynamic_key,
-        "name": record.name,
-        "tags": list(record.tags),
-        "cache_key": record.cache_key,
-        "cache_expiration": record.cache_expiration,
-        "task_inputs": record.task_inputs,
-        "state_type": None,
-        "state_name": None,
-        "state_timestamp": None,
-        "state_message": None,
-        "state_details": {},
-        "state_data": None,
+        "flow_run_id": record.get("flow_run_id"),
+        "task_key": record["task_key"],
+        "dynamic_key": record.get("dynamic_key", "0"),
+        "name": record["name"],
+        "cache_key": record.get("cache_key"),
+        "cache_expiration": record.get("cache_expiration"),
+        "state_history": history,
         **_run_values(view),
     }
+    tags = record.get("tags")
+    if tags:
+        row["tags"] = tags
+    inputs = record.get("task_inputs")
+    if inputs:
+        row["task_inputs"] = inputs
+    if not row["state_details"]:
+        del row["state_details"]
+    if row["state_data"] is None:
+        del row["state_data"]
+    return row
 
 
-def _flush_existing(session: Session, changed: dict[uuid.UUID, tuple[RunView, int]], now: Any) -> None:
-    for task_run_id, (view, _seen) in changed.items():
-        session.execute(
-            sa.update(orm.TaskRun).where(orm.TaskRun.id == task_run_id).values(**_run_values(view), updated=now),
-            execution_options={"synchronize_session": False},
+def _view_of_new_row(row: dict[str, Any]) -> RunView:
+    """The orchestration view of a new run from its INSERT parameters (a batch carrying one new run twice)."""
+    state = None
+    if row["state_type"] is not None:
+        state = State(
+            type=row["state_type"],
+            name=row["state_name"],
+            timestamp=row["state_timestamp"],
+            message=row["state_message"],
+            state_details=StateDetails.model_validate(row.get("state_details") or {}),
+            data=row.get("state_data"),
         )
+    return RunView(state=state, **{name: row[name] for name in _RUN_FIELDS})
 
 
-def read_states(session: Session, task_run_id: uuid.UUID) -> list[State]:
-    rows = session.scalars(
-        sa.select(orm.TaskRunState)
-        .where(orm.TaskRunState.task_run_id == task_run_id)
-        .order_by(orm.TaskRunState.timestamp, orm.TaskRunState.created)
-    )
-    return [State.model_validate(row) for row in rows]
+def _update_row(
+    task_run_id: uuid.UUID, view: RunView, history: list[dict[str, Any]], now: dt.datetime
+) -> dict[str, Any]:
+    return {"_id": task_run_id, "updated": now, "state_history": history, **_run_values(view)}
+
+
+def read_states(session: Session, task_run_id: uuid.UUID) -> list[State] | None:
+    """The run's states, oldest first (``None`` when there is no such task run)."""
+    history = session.execute(sa.select(_C.state_history).where(_C.id == task_run_id)).scalar_one_or_none()
+    if history is None:
+        return None
+    # Stored states have no id of their own; each gets a stable one derived from the run and its position.
+    return [
+        State.model_validate({**entry, "id": uuid.uuid5(task_run_id, str(position))})
+        for position, entry in enumerate(history)
+    ]
 
 
 _SORTS = {

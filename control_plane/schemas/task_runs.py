@@ -1,14 +1,23 @@
-"""Task runs: client-orchestrated. The SDK decides their states and records them in batches."""
+"""Task runs: client-orchestrated. The SDK decides their states and records them in batches.
+
+The batch (``POST /api/task_runs/batch``) is the hot path: every task the SDK runs goes through it. Its entries are
+typed dicts (``TaskRunRecord``, ``RecordedState``) validated by pydantic like any model (same constraints, unknown
+fields refused), but without building a model object per task run and per state, which cost more than storing them.
+``RecordedState`` has the fields and limits of ``StateCreate`` (a test pins that the two agree).
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, TypeAdapter, with_config
+
+# pydantic needs typing_extensions' TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 from orch.control_plane.schemas.base import ObjectBase, OrchModel, Tags, UtcDateTime
-from orch.control_plane.schemas.states import State, StateCreate, StateType
+from orch.control_plane.schemas.states import State, StateCreate, StateDetails, StateType
 
 
 class TaskRunCreate(OrchModel):
@@ -26,31 +35,70 @@ class TaskRunCreate(OrchModel):
     state: StateCreate | None = None
 
 
-class TaskRunRecord(OrchModel):
+@with_config(ConfigDict(extra="forbid"))
+class RecordedState(TypedDict):
+    """A state of a ``TaskRunRecord`` (the fields of ``StateCreate``; the server fills in a missing timestamp)."""
+
+    type: StateType
+    name: NotRequired[Annotated[str | None, Field(max_length=100)]]
+    message: NotRequired[Annotated[str | None, Field(max_length=20_000)]]
+    timestamp: NotRequired[UtcDateTime | None]
+    state_details: NotRequired[StateDetails]
+    data: NotRequired[Any]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class TaskRunRecord(TypedDict):
     """One entry of ``POST /api/task_runs/batch``: a task run and the states it went through since the last batch.
 
     Records are upserts keyed by ``id``: a long task appears first with ``Pending``/``Running`` and later again with
     its final state. The server checks each new state against the task-run orchestration policy in order.
+
+    ``state_offset`` is the position of the record's first state in the run's history as the client counts it (the
+    number of states it recorded for the run before). States the server already holds at those positions are
+    skipped, so a batch sent twice (a retry after a lost answer) is recorded once. Without it, states are appended.
     """
 
     id: uuid.UUID
-    flow_run_id: uuid.UUID | None = None
-    task_key: str = Field(min_length=1, max_length=500)
-    dynamic_key: str = Field(default="0", max_length=200)
-    name: str = Field(min_length=1, max_length=200)
-    tags: Tags = Field(default_factory=list)
-    cache_key: str | None = Field(default=None, max_length=2000)
-    cache_expiration: UtcDateTime | None = None
-    task_inputs: dict[str, Any] = Field(default_factory=dict)
-    run_count: int = Field(default=0, ge=0)
-    states: list[StateCreate] = Field(default_factory=list, max_length=1000)
+    flow_run_id: NotRequired[uuid.UUID | None]
+    task_key: Annotated[str, Field(min_length=1, max_length=500)]
+    dynamic_key: NotRequired[Annotated[str, Field(max_length=200)]]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    tags: NotRequired[Tags]
+    cache_key: NotRequired[Annotated[str | None, Field(max_length=2000)]]
+    cache_expiration: NotRequired[UtcDateTime | None]
+    task_inputs: NotRequired[dict[str, Any]]
+    run_count: NotRequired[Annotated[int, Field(ge=0)]]
+    state_offset: NotRequired[Annotated[int, Field(ge=0)] | None]
+    states: NotRequired[Annotated[list[RecordedState], Field(max_length=1000)]]
 
 
-class TaskRunBatch(OrchModel):
-    task_runs: list[TaskRunRecord] = Field(max_length=10_000)
+@with_config(ConfigDict(extra="forbid"))
+class TaskRunBatch(TypedDict):
+    """``POST /api/task_runs/batch``: up to 10,000 task-run records."""
+
+    task_runs: Annotated[list[TaskRunRecord], Field(max_length=10_000)]
+
+
+# Validates a raw request body in one pass (JSON parsing included).
+TASK_RUN_BATCH: TypeAdapter[TaskRunBatch] = TypeAdapter(TaskRunBatch)
+
+
+def recorded_state(state: StateCreate) -> RecordedState:
+    """A validated ``StateCreate`` as a batch entry's state (single create and ``set_state`` share the batch path)."""
+    return {
+        "type": state.type,
+        "name": state.name,
+        "message": state.message,
+        "timestamp": state.timestamp,
+        "state_details": state.state_details,
+        "data": state.data,
+    }
 
 
 class TaskRunBatchResult(OrchModel):
+    """How many of the batch's states are recorded (states already held count too) and which were refused."""
+
     accepted: int
     rejected: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -4,7 +4,10 @@ Task runs are client-orchestrated: the task engine decides their states and hand
 ``deque.append`` (no dict building, no timestamps formatted, no network). A background thread wakes every
 ``interval`` seconds, or sooner when ``batch_size`` items are waiting, turns the items into the API's
 ``TaskRunRecord`` dicts (coalescing several updates of one run into one record carrying all its new states, in
-order) and sends them with ``client.record_task_runs``; logs go with ``client.create_logs``.
+order) and sends them with ``client.record_task_runs``; logs go with ``client.create_logs``. Records leave out
+fields at their defaults (a trivial task's record is a few short keys), and each carries ``state_offset``, the
+number of states recorded for the run before it, so that the server skips states it already holds when a batch is
+sent again.
 
 When the control plane cannot be reached, the records stay pending and are retried with exponential backoff (up to
 ``max_backoff`` seconds); the pending buffer is bounded by ``max_pending`` and when it must drop records it logs a
@@ -43,6 +46,7 @@ class TaskRunInfo:
         "flow_run_id",
         "id",
         "name",
+        "recorded",
         "run_count",
         "tags",
         "task_inputs",
@@ -69,6 +73,8 @@ class TaskRunInfo:
         self.run_count = 0
         self.cache_key: str | None = None
         self.cache_expiration: dt.datetime | None = None
+        # States of this run turned into records so far (by the recorder's thread): the next one's position.
+        self.recorded = 0
 
     def __getstate__(self) -> tuple[Any, ...]:
         return tuple(getattr(self, s) for s in self.__slots__)
@@ -78,19 +84,33 @@ class TaskRunInfo:
             setattr(self, name, value)
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        """The run as a ``TaskRunRecord`` with no states yet; fields at their defaults are left out."""
+        record: dict[str, Any] = {
             "id": str(self.id),
-            "flow_run_id": str(self.flow_run_id) if self.flow_run_id else None,
             "task_key": self.task_key,
             "dynamic_key": self.dynamic_key,
             "name": self.name,
-            "tags": list(self.tags),
-            "cache_key": self.cache_key,
-            "cache_expiration": self.cache_expiration.isoformat() if self.cache_expiration else None,
-            "task_inputs": self.task_inputs,
             "run_count": self.run_count,
+            "state_offset": self.recorded,
             "states": [],
         }
+        if self.flow_run_id is not None:
+            record["flow_run_id"] = str(self.flow_run_id)
+        if self.tags:
+            record["tags"] = list(self.tags)
+        if self.task_inputs:
+            record["task_inputs"] = self.task_inputs
+        self.update_record(record)
+        return record
+
+    def update_record(self, record: dict[str, Any]) -> None:
+        """Copy the bookkeeping that changes while the run goes on (attempts, cache key) into its record."""
+        record["run_count"] = self.run_count
+        record["dynamic_key"] = self.dynamic_key
+        if self.cache_key is not None:
+            record["cache_key"] = self.cache_key
+        if self.cache_expiration is not None:
+            record["cache_expiration"] = self.cache_expiration.isoformat()
 
 
 class RecorderLike(Protocol):
@@ -119,6 +139,18 @@ def _default_backend() -> Backend:
 
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+
+
+def _state_record(state: State) -> dict[str, Any]:
+    """A state as the API's ``StateCreate`` dict, leaving out what the server would fill in the same way."""
+    out: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": state.timestamp.isoformat()}
+    if state.message is not None:
+        out["message"] = state.message
+    if state.details:
+        out["state_details"] = dict(state.details)
+    if state.data is not None:
+        out["data"] = state.data
+    return out
 
 
 class Recorder:
@@ -245,11 +277,9 @@ class Recorder:
                     record = runs[run.id] = run.to_record()
                 else:
                     # A later update of the same run: its bookkeeping may have changed (retries, cache key).
-                    record["run_count"] = run.run_count
-                    record["cache_key"] = run.cache_key
-                    record["cache_expiration"] = run.cache_expiration.isoformat() if run.cache_expiration else None
-                    record["dynamic_key"] = run.dynamic_key
-                record["states"].extend(state.to_api() for state in states)
+                    run.update_record(record)
+                record["states"] += [_state_record(state) for state in states]
+                run.recorded += len(states)
             elif type(item) is dict:
                 ts = item.get("timestamp")
                 if isinstance(ts, float):

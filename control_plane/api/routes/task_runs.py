@@ -27,7 +27,7 @@ def _missing(id: uuid.UUID) -> ObjectNotFound:
 def record_task_runs(batch: TaskRunBatch, db: Database = Depends(get_db)) -> TaskRunBatchResult:
     """Upsert task runs and append their states (checked against the task-run policy, in order)."""
     with db.session() as session:
-        return model.record_batch(session, batch.task_runs)
+        return model.record_batch(session, batch["task_runs"])
 
 
 @router.post("/", status_code=201, dependencies=[requires(Scope.AGENT)])
@@ -78,6 +78,7 @@ def set_task_run_state(
 @router.get("/{id}/states", dependencies=[requires(Scope.READ)])
 def read_task_run_states(id: uuid.UUID, db: Database = Depends(get_db)) -> list[State]:
     with db.session(write=False) as session:
-        if model.read(session, id) is None:
-            raise _missing(id)
-        return model.read_states(session, id)
+        states = model.read_states(session, id)
+    if states is None:
+        raise _missing(id)
+    return states

@@ -223,18 +223,17 @@ def test_task_run_batches_never_leave_a_final_state(sqlite_db: Database, batches
     """Task runs recorded in random batches: after a final state nothing more is written (it is reported as
     rejected instead), and the stored version, history and counters agree."""
     from orch.control_plane.models import task_runs
-    from orch.control_plane.schemas.states import StateCreate
-    from orch.control_plane.schemas.task_runs import TaskRunRecord
+    from orch.control_plane.schemas.task_runs import RecordedState, TaskRunRecord
 
     task_run_id = uuid.uuid4()
     clock = now_utc()
     written: list[StateType] = []
     for batch in batches:
-        states = []
+        states: list[RecordedState] = []
         for type_ in batch:
             clock += dt.timedelta(seconds=1)
-            states.append(StateCreate(type=type_, timestamp=clock))
-        record = TaskRunRecord(id=task_run_id, task_key="prop", name="prop", states=states)
+            states.append({"type": type_, "timestamp": clock})
+        record: TaskRunRecord = {"id": task_run_id, "task_key": "prop", "name": "prop", "states": states}
         with sqlite_db.session() as session:
             answer = task_runs.record_batch(session, [record])
         expected_accepted = 0
@@ -251,6 +250,7 @@ def test_task_run_batches_never_leave_a_final_state(sqlite_db: Database, batches
         row = task_runs.read(session, task_run_id)
         assert row is not None
         history = task_runs.read_states(session, task_run_id)
+    assert history is not None
     assert [s.type for s in history] == written
     assert row.state_version == len(written)
     assert row.state_type == (written[-1].value if written else None)

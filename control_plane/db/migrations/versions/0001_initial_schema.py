@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:25:00.240329
+Create Date: 2026-11-22 17:13:38.456739
 """
 
 from __future__ import annotations
@@ -282,6 +282,11 @@ def upgrade() -> None:
         sa.Column(
             "task_inputs", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
+        sa.Column(
+            "state_history",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
             "tags", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
@@ -317,40 +322,9 @@ def upgrade() -> None:
             "ix_task_runs__flow_run_id_expected_start_time", ["flow_run_id", "expected_start_time"], unique=False
         )
 
-    op.create_table(
-        "task_run_states",
-        sa.Column("task_run_id", sa.Uuid(), nullable=False),
-        sa.Column("type", sa.String(length=20), nullable=False),
-        sa.Column("name", sa.String(length=100), nullable=False),
-        sa.Column("timestamp", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
-        sa.Column("message", sa.Text(), nullable=True),
-        sa.Column(
-            "state_details",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
-        sa.Column("data", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True),
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
-        sa.Column("updated", orch.control_plane.db.types.Timestamp(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["task_run_id"],
-            ["task_runs.id"],
-            name=op.f("fk_task_run_states__task_run_id__task_runs"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_task_run_states")),
-    )
-    with op.batch_alter_table("task_run_states", schema=None) as batch_op:
-        batch_op.create_index("ix_task_run_states__task_run_id_timestamp", ["task_run_id", "timestamp"], unique=False)
-
 
 def downgrade() -> None:
 
-    with op.batch_alter_table("task_run_states", schema=None) as batch_op:
-        batch_op.drop_index("ix_task_run_states__task_run_id_timestamp")
-
-    op.drop_table("task_run_states")
     with op.batch_alter_table("task_runs", schema=None) as batch_op:
         batch_op.drop_index("ix_task_runs__flow_run_id_expected_start_time")
 
