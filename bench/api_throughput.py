@@ -4,7 +4,11 @@ Starts ``orch server start`` (a real uvicorn process) on SQLite or on a throwawa
 one client (sequential) and with N concurrent clients (asyncio, one connection each). Every ``set_state`` is a
 transition through the orchestration rules; creation with a Scheduled state counts as one too. Prints JSON.
 
-    python bench/api_throughput.py --db sqlite --db postgresql --runs 300 --clients 16
+    python bench/api_throughput.py --db sqlite --db postgresql --runs 300 --clients 16 [--workers 2] [--client httpx]
+
+The clients speak HTTP/1.1 over keep-alive connections with a minimal asyncio client by default, so that the
+machine's two cores go to the server rather than to httpx (which spends ~1.9 ms CPU per request here); ``--client
+httpx`` uses httpx instead. The JSON reports CPU per transition for the server processes, PostgreSQL and the client.
 
 Also checks correctness: every run ends Completed with exactly 4 states and ``state_version`` 4 (no lost update,
 no deadlock).
@@ -52,32 +56,107 @@ def start_server(env: dict[str, str], port: int, workers: int, log: Path) -> sub
     raise TimeoutError("server did not start")
 
 
-async def drive(base: str, flow_id: str, runs: int, clients: int) -> dict[str, Any]:
+class RawHTTP:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams: JSON in, (status, JSON) out. Real HTTP on a real
+    socket, at a fraction of httpx's CPU cost, so that the benchmark measures the server."""
+
+    def __init__(self, base: str) -> None:
+        url = httpx.URL(base)
+        self.host, self.port, self.prefix = url.host, url.port or 80, url.path.rstrip("/")
+
+    async def __aenter__(self) -> RawHTTP:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.writer.close()
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        data = json.dumps(body).encode()
+        head = (
+            f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + data)
+        response = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in response.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        payload = await self.reader.readexactly(length)
+        return int(response[9:12]), json.loads(payload)
+
+
+class HttpxHTTP:
+    def __init__(self, base: str) -> None:
+        self.client = httpx.AsyncClient(base_url=base, timeout=60)
+
+    async def __aenter__(self) -> HttpxHTTP:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        r = await self.client.post(path, json=body)
+        return r.status_code, r.json()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of processes (and their reaped children: none here) from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    out = [pid]
+    for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
+        out += process_tree(int(child))
+    return out
+
+
+async def drive(
+    base: str, flow_id: str, runs: int, clients: int, client: str = "raw", watch: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
     latencies: list[float] = []
     per_client = [runs // clients + (1 if i < runs % clients else 0) for i in range(clients)]
     created: list[str] = []
+    http_class = RawHTTP if client == "raw" else HttpxHTTP
 
     async def worker(n: int) -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        async with http_class(base) as http:
             for _ in range(n):
                 t0 = time.perf_counter()
-                r = await http.post("/flow_runs/", json={"flow_id": flow_id, "state": {"type": "SCHEDULED"}})
-                r.raise_for_status()
-                run_id = r.json()["id"]
+                status, body = await http.post("/flow_runs/", {"flow_id": flow_id, "state": {"type": "SCHEDULED"}})
+                if status >= 300:
+                    raise RuntimeError(f"create: {status} {body}")
+                run_id = body["id"]
                 created.append(run_id)
                 latencies.append(time.perf_counter() - t0)
                 for state in ("PENDING", "RUNNING", "COMPLETED"):
                     t0 = time.perf_counter()
-                    r = await http.post(f"/flow_runs/{run_id}/set_state", json={"state": {"type": state}})
-                    r.raise_for_status()
-                    if r.json()["status"] != "ACCEPT":
-                        raise RuntimeError(f"{state} not accepted: {r.text}")
+                    status, body = await http.post(f"/flow_runs/{run_id}/set_state", {"state": {"type": state}})
+                    if status >= 300 or body["status"] != "ACCEPT":
+                        raise RuntimeError(f"{state} not accepted: {status} {body}")
                     latencies.append(time.perf_counter() - t0)
 
+    watch = watch or {}
+    cpu_before = {name: cpu_seconds(pids) for name, pids in watch.items()}
+    own_before = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(worker(n) for n in per_client if n))
     elapsed = time.perf_counter() - start
     transitions = runs * 4
+    cpu_ms = {
+        f"{name}_cpu_ms": (cpu_seconds(pids) - cpu_before[name]) * 1000 / transitions for name, pids in watch.items()
+    }
+    cpu_ms["client_cpu_ms"] = (time.process_time() - own_before) * 1000 / transitions
     # Verify: no lost update, nothing half done.
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         bad = 0
@@ -96,10 +175,17 @@ async def drive(base: str, flow_id: str, runs: int, clients: int) -> dict[str, A
         "latency_ms_p50": round(statistics.median(latencies) * 1000, 2),
         "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
         "inconsistent_runs_sampled": bad,
+        "cpu_ms_per_transition": {k.removesuffix("_cpu_ms"): round(v, 3) for k, v in cpu_ms.items()},
+        "client": client,
     }
 
 
-def bench_db(kind: str, runs: int, clients: list[int], workers: int, pg: Any) -> dict[str, Any]:
+def postgres_pids(pg: Any) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", str(pg.root)], capture_output=True, text=True).stdout.split()
+    return [p for pid in out for p in process_tree(int(pid))]
+
+
+def bench_db(kind: str, runs: int, clients: list[int], workers: int, pg: Any, client: str) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="orch-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env.update(ORCH_HOME=str(home), ORCH_SERVICES_ENABLED="false")
@@ -110,10 +196,13 @@ def bench_db(kind: str, runs: int, clients: list[int], workers: int, pg: Any) ->
     try:
         base = f"http://127.0.0.1:{port}/api"
         flow_id = httpx.post(f"{base}/flows/", json={"name": "bench"}).json()["id"]
-        asyncio.run(drive(base, flow_id, min(runs, 50), 1))  # warm-up
+        asyncio.run(drive(base, flow_id, min(runs, 50), 1, client))  # warm-up
+        watch = {"server": process_tree(proc.pid)}
+        if kind == "postgresql":
+            watch["postgresql"] = postgres_pids(pg)
         results = []
         for c in clients:
-            results.append(asyncio.run(drive(base, flow_id, runs, c)))
+            results.append(asyncio.run(drive(base, flow_id, runs, c, client, watch)))
             print(kind, json.dumps(results[-1]), file=sys.stderr)
     finally:
         proc.terminate()
@@ -127,7 +216,8 @@ def main() -> None:
     parser.add_argument("--db", action="append", choices=["sqlite", "postgresql"])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--clients", type=int, action="append")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (orch server start --workers)")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="HTTP client of the benchmark")
     args = parser.parse_args()
     dbs = args.db or ["sqlite", "postgresql"]
     clients = args.clients or [1, 16]
@@ -136,7 +226,7 @@ def main() -> None:
         out = {
             "benchmark": "api_throughput",
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "runs": [bench_db(db, args.runs, clients, args.workers, pg) for db in dbs],
+            "runs": [bench_db(db, args.runs, clients, args.workers, pg, args.client) for db in dbs],
         }
     finally:
         if pg is not None:

@@ -57,6 +57,12 @@ class ServerSettings(BaseSettings):
     )
     server_host: str = Field(default="127.0.0.1", description="Address `orch server start` binds to.")
     server_port: int = Field(default=4200, ge=1, le=65535, description="Port `orch server start` listens on.")
+    server_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API worker processes of `orch server start` (the background services run once, in the parent).",
+    )
     late_runs_threshold: float = Field(
         default=15.0,
         ge=0,

@@ -8,6 +8,7 @@ never block writers. PostgreSQL uses psycopg 3 with a small pool, or none (``ORC
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -77,8 +79,40 @@ def _create_engine(url: sa.URL, *, pool: str, pool_size: int) -> Engine:
     if pool == "null":
         kwargs["poolclass"] = NullPool
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
-    return sa.create_engine(url, **kwargs)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    engine = sa.create_engine(url, **kwargs)
+    if pool != "null":
+        _ping_idle_connections(engine)
+    return engine
+
+
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout, i.e. on every API request. A connection
+    that was in use a moment ago is alive; one that sat idle may have been closed by the server, a proxy or a
+    failover, so that one is pinged, and replaced if the ping fails.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["orch_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("orch_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another one.
+            raise DisconnectionError(f"stale pooled connection: {type(exc).__name__}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

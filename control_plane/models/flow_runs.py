@@ -9,6 +9,7 @@ therefore get one ACCEPT and one REJECT, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from typing import Any, cast
 
@@ -58,15 +59,43 @@ def to_schema(row: orm.FlowRun) -> schemas.FlowRun:
 
 
 def create(session: Session, data: schemas.FlowRunCreate) -> tuple[orm.FlowRun, bool]:
-    """Create a run (and propose its first state). Returns ``(run, created)``; an existing idempotency key wins.
+    """Create a run (and propose its first state). Returns ``(run, created)``; an existing idempotency key wins."""
+    run_id, created = _create(session, data)
+    run = session.get(orm.FlowRun, run_id, populate_existing=True)
+    assert run is not None
+    return run, created
 
-    One INSERT (inside a savepoint only when an idempotency key may collide) and the first state's transition;
-    an unknown flow is reported from the foreign-key violation instead of being looked up first.
-    """
+
+def create_for_api(session: Session, data: schemas.FlowRunCreate) -> tuple[schemas.FlowRun, bool]:
+    """``create``, answering the API's schema from one plain read of the row (no ORM object: this is hot)."""
+    run_id, created = _create(session, data)
+    row = read_row(session, run_id)
+    assert row is not None
+    return row_to_schema(row), created
+
+
+def read_row(session: Session, run_id: uuid.UUID) -> dict[str, Any] | None:
+    """All of a run's columns as a mapping."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return _pg.read(conn, run_id, _pg.select_row)
+    row = conn.execute(_SELECT_ROW, {"run_id": run_id}).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def row_to_schema(row: dict[str, Any]) -> schemas.FlowRun:
+    out = schemas.FlowRun.model_validate(row)
+    out.state = state_from_columns(row)
+    return out
+
+
+def _create(session: Session, data: schemas.FlowRunCreate) -> tuple[uuid.UUID, bool]:
+    """One INSERT (inside a savepoint only when an idempotency key may collide) and the first state's transition;
+    an unknown flow is reported from the foreign-key violation instead of being looked up first."""
     if data.idempotency_key:
         existing = _by_idempotency_key(session, data.flow_id, data.idempotency_key)
         if existing is not None:
-            return existing, False
+            return existing.id, False
     now = now_utc()
     run_id = data.id or uuid.uuid4()
     values = {
@@ -95,7 +124,7 @@ def create(session: Session, data: schemas.FlowRunCreate) -> tuple[orm.FlowRun, 
         if data.idempotency_key:
             existing = _by_idempotency_key(session, data.flow_id, data.idempotency_key)
             if existing is not None:
-                return existing, False
+                return existing.id, False
         if "foreign key" in str(exc.orig).lower():
             what = f"Flow {data.flow_id}"
             if data.deployment_id is not None:
@@ -108,9 +137,7 @@ def create(session: Session, data: schemas.FlowRunCreate) -> tuple[orm.FlowRun, 
         assert result is not None
         if result.status is not SetStateStatus.ACCEPT:
             raise InvalidInput(f"The initial state was refused: {result.details.reason}")
-    run = session.get(orm.FlowRun, run_id, populate_existing=True)
-    assert run is not None
-    return run, True
+    return run_id, True
 
 
 def _by_idempotency_key(session: Session, flow_id: uuid.UUID, key: str) -> orm.FlowRun | None:
@@ -208,6 +235,7 @@ _UPDATE_STATE = (
     .where(_RUNS.c.id == sa.bindparam("run_id"), _RUNS.c.state_version == sa.bindparam("seen_version"))
     .values({name: sa.bindparam(name) for name in _WRITE_COLUMNS})
 )
+_SELECT_ROW = sa.select(_RUNS).where(_RUNS.c.id == sa.bindparam("run_id"))
 _INSERT_HISTORY = _STATES.insert()
 _INSERT_RUN = _RUNS.insert()
 
@@ -228,8 +256,7 @@ def set_state(
     threshold = get_settings().late_runs_threshold if late_runs_threshold is None else late_runs_threshold
     policy = MINIMAL_POLICY if force else CORE_FLOW_POLICY
     for _ in range(MAX_CONFLICT_RETRIES):
-        # Core statements on the session's connection: the ORM's execute path would double the cost of a transition.
-        row = session.connection().execute(_SELECT_VIEW, {"run_id": run_id}).mappings().first()
+        row = _read_view(session, run_id)
         if row is None:
             return None
         when = now or now_utc()
@@ -304,12 +331,83 @@ def _write(session: Session, run_id: uuid.UUID, view: RunView, *, seen_version: 
         "heartbeat_time": view.heartbeat_time,
         "updated": now,
     }
+    history = {"flow_run_id": run_id, **history_row(view.state)}
     conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return _pg.write(conn, params, history)
     result = conn.execute(_UPDATE_STATE, params)
     if result.rowcount != 1:
         return False
-    conn.execute(_INSERT_HISTORY, {"flow_run_id": run_id, **history_row(view.state)})
+    conn.execute(_INSERT_HISTORY, history)
     return True
+
+
+def _read_view(session: Session, run_id: uuid.UUID) -> Any:
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return _pg.read(conn, run_id, _pg.select_view)
+    # Core statements on the session's connection: the ORM's execute path would double the cost of a transition.
+    return conn.execute(_SELECT_VIEW, {"run_id": run_id}).mappings().first()
+
+
+class _PostgresTransition:
+    """``set_state``'s two statements on PostgreSQL, sent straight to psycopg as server-side prepared statements.
+
+    Every transition is a read and a write, so their cost is the API's throughput: through SQLAlchemy each
+    statement costs ~150 µs of CPU here, through psycopg ~50 µs. The write is one statement, a data-modifying CTE:
+    the history row is inserted only when the conditional ``UPDATE`` matched, so the optimistic-concurrency check
+    and the history stay one atomic step in one round trip. The values are converted as the ORM's column types do
+    (``jsonb`` for JSON columns, UTC for timestamps); the SQLite path keeps the Core statements above.
+    """
+
+    def __init__(self) -> None:
+        # The SQL is assembled from the tables' own column names once, at import; values are always parameters.
+        self.json_columns = {c.name for c in (*_RUNS.columns, *_STATES.columns) if isinstance(c.type, sa.JSON)}
+        self.select_view = f"SELECT {', '.join(_VIEW_COLUMNS)} FROM flow_runs WHERE id = %(run_id)s"  # noqa: S608
+        columns = ", ".join(c.name for c in _RUNS.columns)
+        self.select_row = f"SELECT {columns} FROM flow_runs WHERE id = %(run_id)s"  # noqa: S608
+        history_columns = [c.name for c in _STATES.columns]
+        assignments = ", ".join(f"{name} = {self._param(name)}" for name in _WRITE_COLUMNS)
+        history_values = ", ".join(self._param(name, "h_") for name in history_columns)
+        self.write_sql = (
+            f"WITH moved AS (UPDATE flow_runs SET {assignments}"  # noqa: S608
+            " WHERE id = %(run_id)s AND state_version = %(seen_version)s RETURNING id) "
+            f"INSERT INTO flow_run_states ({', '.join(history_columns)}) SELECT {history_values} FROM moved"
+        )
+
+    def _param(self, name: str, prefix: str = "") -> str:
+        # JSON values are sent as text and cast by the server: most are ``{}`` or ``null``, encoded for free.
+        return f"%({prefix}{name})s::jsonb" if name in self.json_columns else f"%({prefix}{name})s"
+
+    def _value(self, name: str, value: Any) -> Any:
+        if name not in self.json_columns:
+            return value
+        if value is None:
+            return "null"
+        return "{}" if value == {} else json.dumps(value)
+
+    def read(self, conn: sa.Connection, run_id: uuid.UUID, sql: str) -> dict[str, Any] | None:
+        from psycopg.rows import dict_row
+
+        with conn.connection.driver_connection.cursor(row_factory=dict_row) as cursor:  # type: ignore[union-attr]
+            cursor.execute(sql, {"run_id": run_id}, prepare=True)
+            row = cursor.fetchone()
+        if row is not None:
+            for name, value in row.items():
+                if isinstance(value, dt.datetime):
+                    row[name] = value.astimezone(dt.UTC)
+        return row
+
+    def write(self, conn: sa.Connection, params: dict[str, Any], history: dict[str, Any]) -> bool:
+        values = {name: self._value(name, value) for name, value in params.items()}
+        for name, value in history.items():
+            values[f"h_{name}"] = self._value(name, value)
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(self.write_sql, values, prepare=True)
+            return cursor.rowcount == 1
+
+
+_pg = _PostgresTransition()
 
 
 def queue_usage(session: Session, queue_name: str) -> tuple[int, int | None]:

@@ -21,6 +21,9 @@ def start(
     services: bool | None = typer.Option(
         None, "--services/--no-services", help="Run the background services loop (default: ORCH_SERVICES_ENABLED, on)."
     ),
+    workers: int = typer.Option(
+        None, "--workers", help="API worker processes (default 1, or ORCH_SERVER_WORKERS).", min=1, max=64
+    ),
 ) -> None:
     """Start the API and UI under uvicorn, migrating the database first."""
     from orch.control_plane.server import serve
@@ -32,6 +35,8 @@ def start(
         overrides["server_host"] = host
     if port is not None:
         overrides["server_port"] = port
+    if workers is not None:
+        overrides["server_workers"] = workers
     settings = _server_settings(overrides)
     where = settings.database_url.split("@")[-1] if settings.database_url else str(settings.sqlite_path)
     typer.echo(f"orch server on http://{settings.server_host}:{settings.server_port} (database: {where})", err=True)

@@ -114,3 +114,68 @@ def test_late_runs_service_marks_a_run_late_while_the_server_runs(
             assert names == ["Scheduled", "Late"]
     finally:
         server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_workers_serve_together_and_the_services_run_in_the_parent(
+    database_url: str, orch_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--workers 2``: two worker processes share the port and the database; every transition still goes through
+    the optimistic-concurrency check (concurrent claims across workers: one winner); the services loop runs (a due
+    run is marked Late) from the supervising parent; SIGTERM stops everything with code 0."""
+    import concurrent.futures
+
+    env = orch_env(
+        orch_home,
+        ORCH_DATABASE_URL=database_url,
+        ORCH_SERVER_WORKERS="2",
+        ORCH_LATE_RUNS_THRESHOLD="0",
+        ORCH_SERVICES_INTERVAL="0.2",
+    )
+    server = ServerProcess(env, free_port(), tmp_path / "workers.log")
+    try:
+        server.wait_ready()
+        workers = _children(server.proc.pid)
+        assert len(workers) >= 2, workers  # the two workers (spawn may add its resource tracker)
+        api = f"{server.url}/api"
+        flow = httpx.post(f"{api}/flows/", json={"name": "workers"}, timeout=10).json()
+        run = httpx.post(f"{api}/flow_runs/", json={"flow_id": flow["id"], "state": {"type": "SCHEDULED"}}).json()
+
+        def claim(_: int) -> str:
+            r = httpx.post(f"{api}/flow_runs/{run['id']}/set_state", json={"state": {"type": "PENDING"}}, timeout=30)
+            return str(r.json()["status"])
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(claim, range(32)))
+        assert outcomes.count("ACCEPT") == 1, outcomes
+        states = [s["type"] for s in httpx.get(f"{api}/flow_runs/{run['id']}/states").json()]
+        # One Pending, last; the late-runs service (threshold 0) may have marked the run Late before the claims.
+        assert states.count("PENDING") == 1 and states[-1] == "PENDING", states
+
+        due = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)).isoformat()
+        overdue = httpx.post(
+            f"{api}/flow_runs/",
+            json={"flow_id": flow["id"], "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": due}}},
+        ).json()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if httpx.get(f"{api}/flow_runs/{overdue['id']}").json()["state_name"] == "Late":
+                break
+            time.sleep(0.2)
+        assert httpx.get(f"{api}/flow_runs/{overdue['id']}").json()["state_name"] == "Late"
+        # Marked once: a services loop per worker would race to the same transition; one loop makes one.
+        assert [s["name"] for s in httpx.get(f"{api}/flow_runs/{overdue['id']}/states").json()] == [
+            "Scheduled",
+            "Late",
+        ]
+    finally:
+        code = server.stop()
+    assert code == 0, server.log.read_text()[-3000:]
+    assert "Traceback" not in server.log.read_text()
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()

@@ -7,7 +7,9 @@ import uuid
 from fastapi import APIRouter, Depends, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from orch.control_plane.api import hot
 from orch.control_plane.api.deps import get_db
+from orch.control_plane.api.hot import hot_route
 from orch.control_plane.api.security import Scope, require_scope, requires
 from orch.control_plane.db.engine import Database
 from orch.control_plane.models import flow_runs as model
@@ -36,26 +38,36 @@ def _missing(id: uuid.UUID) -> ObjectNotFound:
     return ObjectNotFound(f"Flow run {id} not found.")
 
 
-@router.post("/", dependencies=[requires(Scope.AGENT)])
-async def create_flow_run(
-    data: FlowRunCreate, request: Request, response: Response, db: Database = Depends(get_db)
-) -> FlowRun:
+@router.post("/", response_model=FlowRun, responses={201: {"model": FlowRun}}, dependencies=[requires(Scope.AGENT)])
+async def create_flow_run(data: FlowRunCreate, request: Request) -> Response:
     """Create a run. With an ``idempotency_key`` already used for the flow, answer the existing run (200).
 
     Ad-hoc runs (a script's flow, a subflow) need the ``agent`` scope; a run of a deployment or in a work queue is
     code the agents will execute, so it needs ``deploy`` (as ``/deployments/{id}/create_flow_run`` does).
     """
+    return await _create_flow_run(request, data)
+
+
+@hot_route("/flow_runs/", Scope.AGENT)
+async def _create_flow_run_hot(request: Request) -> Response:
+    return await _create_flow_run(request, await hot.body(request, FlowRunCreate))
+
+
+async def _create_flow_run(request: Request, data: FlowRunCreate) -> Response:
     if data.deployment_id is not None or data.work_queue_name is not None:
         await require_scope(request, Scope.DEPLOY)
-    run, created = await run_in_threadpool(_create, db, data)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return run
+    run, created = await run_in_threadpool(_create, request.app.state.database, data)
+    return _json(run, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _json(model: FlowRun | OrchestrationResult, status_code: int) -> Response:
+    # The model was built from validated data: serialize it once, without FastAPI's second validation pass.
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 def _create(db: Database, data: FlowRunCreate) -> tuple[FlowRun, bool]:
     with db.session() as session:
-        run, created = model.create(session, data)
-        return model.to_schema(run), created
+        return model.create_for_api(session, data)
 
 
 @router.get("/{id}", dependencies=[requires(Scope.READ)])
@@ -113,19 +125,30 @@ def count_flow_runs(flt: FlowRunFilter | None = None, db: Database = Depends(get
         return model.count(session, flt or FlowRunFilter())
 
 
-@router.post("/{id}/set_state", dependencies=[requires(Scope.AGENT)])
-async def set_flow_run_state(
-    id: uuid.UUID, body: SetStateRequest, request: Request, response: Response, db: Database = Depends(get_db)
-) -> OrchestrationResult:
+@router.post(
+    "/{id}/set_state",
+    response_model=OrchestrationResult,
+    responses={201: {"model": OrchestrationResult}},
+    dependencies=[requires(Scope.AGENT)],
+)
+async def set_flow_run_state(id: uuid.UUID, body: SetStateRequest, request: Request) -> Response:
     """Propose a state. ACCEPT answers 201; REJECT, WAIT and ABORT answer 200 with the reason.
 
     ``force`` skips the orchestration rules (bookkeeping still applies), so it needs ``deploy``.
     """
+    return await _set_flow_run_state(request, id, body)
+
+
+@hot_route("/flow_runs/{id}/set_state", Scope.AGENT)
+async def _set_flow_run_state_hot(request: Request) -> Response:
+    return await _set_flow_run_state(request, hot.path_uuid(request, "id"), await hot.body(request, SetStateRequest))
+
+
+async def _set_flow_run_state(request: Request, id: uuid.UUID, body: SetStateRequest) -> Response:
     if body.force:
         await require_scope(request, Scope.DEPLOY)
-    result = await run_in_threadpool(_set_state, db, id, body)
-    response.status_code = 201 if result.status is SetStateStatus.ACCEPT else 200
-    return result
+    result = await run_in_threadpool(_set_state, request.app.state.database, id, body)
+    return _json(result, 201 if result.status is SetStateStatus.ACCEPT else 200)
 
 
 def _set_state(db: Database, id: uuid.UUID, body: SetStateRequest) -> OrchestrationResult:
