@@ -339,4 +339,9 @@ def test_hostile_names_in_paths_never_cause_a_500(api: httpx.Client) -> None:
             response = api.request(method, path, json={} if method == "POST" else None)
             if response.status_code >= 500:
                 wrong.append(f"{method} {path}: {response.status_code}")
+        # The same names in a body: the multi-queue poll of an agent.
+        body = {"work_queue_names": [urllib.parse.unquote(name, errors="surrogateescape")]}
+        response = api.post("/work_queues/get_runs", content=json.dumps(body).encode())
+        if response.status_code >= 500:
+            wrong.append(f"POST /work_queues/get_runs {name}: {response.status_code}")
     assert not wrong, "\n".join(wrong)
