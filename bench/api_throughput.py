@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,10 @@ class HttpxHTTP:
         return r.status_code, r.json()
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of processes (and their reaped children: none here) from /proc."""
+def cpu_seconds(pids: list[int] | Callable[[], list[int]]) -> float:
+    """User + system CPU of processes from /proc (``pids`` may be a function, for process sets that change)."""
     total = 0
-    for pid in pids:
+    for pid in pids() if callable(pids) else pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
@@ -122,7 +123,12 @@ def process_tree(pid: int) -> list[int]:
 
 
 async def drive(
-    base: str, flow_id: str, runs: int, clients: int, client: str = "raw", watch: dict[str, list[int]] | None = None
+    base: str,
+    flow_id: str,
+    runs: int,
+    clients: int,
+    client: str = "raw",
+    watch: dict[str, list[int] | Callable[[], list[int]]] | None = None,
 ) -> dict[str, Any]:
     latencies: list[float] = []
     per_client = [runs // clients + (1 if i < runs % clients else 0) for i in range(clients)]
@@ -180,9 +186,11 @@ async def drive(
     }
 
 
-def postgres_pids(pg: Any) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", str(pg.root)], capture_output=True, text=True).stdout.split()
-    return [p for pid in out for p in process_tree(int(pid))]
+def postgres_pids(pg: Any) -> Callable[[], list[int]]:
+    """The postmaster and its backends, looked up each time: backends come and go with connections. A backend that
+    exits during the run takes its CPU time with it, so the figure is a lower bound (the pools keep theirs open)."""
+    postmaster = subprocess.run(["pgrep", "-f", str(pg.root)], capture_output=True, text=True).stdout.split()
+    return lambda: [p for pid in postmaster for p in process_tree(int(pid))]
 
 
 def bench_db(kind: str, runs: int, clients: list[int], workers: int, pg: Any, client: str) -> dict[str, Any]:
@@ -197,7 +205,7 @@ def bench_db(kind: str, runs: int, clients: list[int], workers: int, pg: Any, cl
         base = f"http://127.0.0.1:{port}/api"
         flow_id = httpx.post(f"{base}/flows/", json={"name": "bench"}).json()["id"]
         asyncio.run(drive(base, flow_id, min(runs, 50), 1, client))  # warm-up
-        watch = {"server": process_tree(proc.pid)}
+        watch: dict[str, list[int] | Callable[[], list[int]]] = {"server": process_tree(proc.pid)}
         if kind == "postgresql":
             watch["postgresql"] = postgres_pids(pg)
         results = []
