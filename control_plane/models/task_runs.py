@@ -125,11 +125,27 @@ def set_state(
     return ctx.result()
 
 
+# Records written per round (read, orchestrate, write): the rows and histories of a round are dropped before the
+# next one, instead of thousands of them outliving several collections of the garbage collector, which would then
+# keep rescanning them (and the whole heap) for the rest of the batch.
+_ROUND = 100
+
+
 def record_batch(session: Session, records: Sequence[schemas.TaskRunRecord]) -> schemas.TaskRunBatchResult:
     """Upsert task runs and append their new states. Refused states are reported, not written; states the run's
     history already holds at the record's ``state_offset`` are skipped (and counted as accepted)."""
     now = now_utc()
     conn = session.connection()
+    result = schemas.TaskRunBatchResult(accepted=0)
+    for start in range(0, len(records), _ROUND):
+        # A run that appears again in a later round is read back from the row the earlier round wrote.
+        _record_round(conn, records[start : start + _ROUND], now, result)
+    return result
+
+
+def _record_round(
+    conn: sa.Connection, records: Sequence[schemas.TaskRunRecord], now: dt.datetime, result: schemas.TaskRunBatchResult
+) -> None:
     ids = [r["id"] for r in records]
     # FOR UPDATE (PostgreSQL): the histories read here are written back below.
     existing = (
@@ -139,7 +155,7 @@ def record_batch(session: Session, records: Sequence[schemas.TaskRunRecord]) -> 
     new_rows: dict[uuid.UUID, dict[str, Any]] = {}
     first_records: dict[uuid.UUID, schemas.TaskRunRecord] = {}
     changed: set[uuid.UUID] = set()
-    rejected: list[dict[str, Any]] = []
+    rejected = result.rejected
     accepted = 0
     for record in records:
         run_id = record["id"]
@@ -173,26 +189,45 @@ def record_batch(session: Session, records: Sequence[schemas.TaskRunRecord]) -> 
         if run_id in first_records:
             # A new run's row is built now and its orchestration objects dropped: objects that outlive the loop
             # are what the garbage collector keeps scanning while a large batch is processed.
-            new_rows[run_id] = _new_row(first_records[run_id], view, history, now)
+            new_rows[run_id] = _new_row(first_records[run_id], view, history)
     # Core executemany: the ORM's unit-of-work bookkeeping would cost more than the rows themselves.
     if new_rows:
-        _insert(conn, new_rows.values())
+        _insert(conn, new_rows.values(), now)
     updates = [_update_row(run_id, *known[run_id], now) for run_id in changed if run_id in known]
     if updates:
         conn.execute(_UPDATE_EXISTING, updates)
-    return schemas.TaskRunBatchResult(accepted=accepted, rejected=rejected)
+    result.accepted += accepted
 
 
-# JSON columns most new task runs leave empty, and the SQL literal of the empty value (the same text SQLAlchemy's
-# JSON type would store). Written in the statement, they are not serialised again for every row.
+# Values the statement writes instead of every row carrying them (SQLAlchemy processes each row's values one by one,
+# and these would cost more than the rest of the row):
+# - JSON columns most new task runs leave empty, as the SQL literal of the empty value (the text SQLAlchemy's JSON
+#   type stores for it);
+# - ``created`` and ``updated``, the batch's time: one parameter, processed once per batch by the column type.
 _EMPTY_JSON = {"tags": "'[]'", "task_inputs": "'{}'", "state_details": "'{}'", "state_data": "'null'"}
+
+
+class _DriverValue(sa.types.UserDefinedType[Any]):
+    """A parameter already in the form the database driver takes: no processing, no cast."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        raise NotImplementedError("only used for parameters")
+
+
+_BATCH_TIME = sa.bindparam("_batch_time", type_=_DriverValue())
 _INSERTS: dict[tuple[str, ...], sa.Insert] = {}
 
 
-def _insert(conn: sa.Connection, rows: Iterable[dict[str, Any]]) -> None:
+def _insert(conn: sa.Connection, rows: Iterable[dict[str, Any]], now: dt.datetime) -> None:
     """INSERT new rows: one executemany per combination of empty JSON columns (usually one for a whole batch)."""
+    time_column = _C.created.type.dialect_impl(conn.dialect)
+    process = time_column.bind_processor(conn.dialect)
+    batch_time = process(now) if process is not None else now
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
+        row["_batch_time"] = batch_time
         empty = tuple(name for name in _EMPTY_JSON if name not in row)
         group = groups.get(empty)
         if group is None:
@@ -202,7 +237,7 @@ def _insert(conn: sa.Connection, rows: Iterable[dict[str, Any]]) -> None:
         statement = _INSERTS.get(empty)
         if statement is None:
             values: dict[str, Any] = {name: sa.literal_column(_EMPTY_JSON[name]) for name in empty}
-            statement = _INSERTS[empty] = _TASK_RUNS.insert().values(values)
+            statement = _INSERTS[empty] = _TASK_RUNS.insert().values(created=_BATCH_TIME, updated=_BATCH_TIME, **values)
         conn.execute(statement, group)
 
 
@@ -216,7 +251,7 @@ def _already_recorded(
     for entry, proposed in zip(history[offset:], states, strict=False):
         # Same position, same type and name: the same state sent again (its stored timestamp may have been clamped).
         type_ = proposed["type"]
-        if entry["type"] != type_.value or entry["name"] != (proposed.get("name") or DEFAULT_NAMES[type_]):
+        if entry["type"] != type_ or entry["name"] != (proposed.get("name") or DEFAULT_NAMES[type_]):
             break
         held += 1
     return held
@@ -266,13 +301,15 @@ def _orchestrate(
 
 
 def _entry(state: State) -> dict[str, Any]:
-    """A state as stored in ``state_history``: only the fields that are set."""
-    entry: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": state.timestamp.isoformat()}
+    """A state as stored in ``state_history``: only the fields that are set. (``type`` is a ``StrEnum``: JSON
+    writes its value, and it compares equal to it.)"""
+    entry: dict[str, Any] = {"type": state.type, "name": state.name, "timestamp": state.timestamp.isoformat()}
     if state.message is not None:
         entry["message"] = state.message
-    details = details_json(state)
-    if details:
-        entry["state_details"] = details
+    if state.state_details is not _NO_DETAILS:
+        details = details_json(state)
+        if details:
+            entry["state_details"] = details
     if state.data is not None:
         entry["data"] = state.data
     return entry
@@ -297,14 +334,11 @@ def _run_values(view: RunView) -> dict[str, Any]:
     return values
 
 
-def _new_row(
-    record: schemas.TaskRunRecord, view: RunView, history: list[dict[str, Any]], now: dt.datetime
-) -> dict[str, Any]:
-    """The INSERT parameters of a new run; JSON columns that are empty are left out (``_insert`` writes them)."""
+def _new_row(record: schemas.TaskRunRecord, view: RunView, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The INSERT parameters of a new run; the batch's time and empty JSON columns are left out (``_insert`` writes
+    them)."""
     row = {
         "id": record["id"],
-        "created": now,
-        "updated": now,
         "flow_run_id": record.get("flow_run_id"),
         "task_key": record["task_key"],
         "dynamic_key": record.get("dynamic_key", "0"),

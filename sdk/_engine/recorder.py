@@ -1,18 +1,24 @@
 """The batching recorder: task-run states and log lines go to the control plane off the hot path.
 
 Task runs are client-orchestrated: the task engine decides their states and hands them here with one
-``deque.append`` (no dict building, no timestamps formatted, no network). A background thread wakes every
-``interval`` seconds, or sooner when ``batch_size`` items are waiting, turns the items into the API's
+``deque.extend`` (no dict building, no timestamps formatted, no network). A background thread wakes every
+``interval`` seconds, or sooner when about ``batch_size`` task runs are waiting, turns the items into the API's
 ``TaskRunRecord`` dicts (coalescing several updates of one run into one record carrying all its new states, in
-order) and sends them with ``client.record_task_runs``; logs go with ``client.create_logs``. Records leave out
-fields at their defaults (a trivial task's record is a few short keys), and each carries ``state_offset``, the
-number of states recorded for the run before it, so that the server skips states it already holds when a batch is
-sent again.
+order), encodes each batch once to JSON and sends it with ``client.record_task_runs_json``; logs go with
+``client.create_logs``. Records leave out fields at their defaults (a trivial task's record is a few short keys),
+and each carries ``state_offset``, the number of states recorded for the run before it, so that the server skips
+states it already holds when a batch is sent again.
 
-When the control plane cannot be reached, the records stay pending and are retried with exponential backoff (up to
-``max_backoff`` seconds); the pending buffer is bounded by ``max_pending`` and when it must drop records it logs a
-warning saying how many. ``flush()`` (end of the outermost flow run, and ``atexit``) waits until everything handed
-in before it has been sent or has failed to send.
+Few objects live long here, on purpose: the garbage collector scans every container object that survives its young
+generations, and with thousands of task runs in flight that scanning costs more than the recording. Engines hand in
+the run and its states as flat items (no tuple or list kept per call); the sender drains them every ~100 task runs
+and encodes the records right away into JSON fragments (bytes, which the collector ignores); a batch is the
+fragments joined, and the encoded batch is what waits for an answer (and what is sent again after a failure).
+
+When the control plane cannot be reached, the encoded batches stay pending and are retried in order with
+exponential backoff (up to ``max_backoff`` seconds); the pending buffer is bounded by ``max_pending`` records and
+when it must drop records it logs a warning saying how many. ``flush()`` (end of the outermost flow run, and
+``atexit``) waits until everything handed in before it has been sent or has failed to send.
 
 In a worker process (process pool, Dask) the engine records into a :class:`CollectingRecorder` instead, whose
 contents travel back with the task's result and are replayed into the parent's recorder.
@@ -23,15 +29,20 @@ from __future__ import annotations
 import atexit
 import collections
 import datetime as dt
+import itertools
+import json
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from orch.states import State
+
 if TYPE_CHECKING:
-    from orch.states import State
+    from collections.abc import Iterable
 
 logger = logging.getLogger("orch.recorder")
 
@@ -126,9 +137,13 @@ class RecorderLike(Protocol):
 class Backend(Protocol):
     """The two client calls the recorder needs (``OrchClient`` has both)."""
 
-    def record_task_runs(self, records: list[dict[str, Any]]) -> Any: ...
+    def record_task_runs_json(self, body: bytes) -> Any: ...
 
     def create_logs(self, logs: list[dict[str, Any]]) -> None: ...
+
+
+# Task runs per drain of the inbox (see the module docstring); batches are still ``batch_size`` records.
+_DRAIN_RUNS = 100
 
 
 def _default_backend() -> Backend:
@@ -170,10 +185,20 @@ class Recorder:
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.max_backoff = max_backoff
-        # Items handed in by engines: (TaskRunInfo, [State, ...]) tuples, log dicts, or flush events.
+        # Items handed in by engines: a TaskRunInfo followed by its new State objects, log dicts, or flush events.
         self._inbox: collections.deque[Any] = collections.deque()
+        # A task hands in about five items (its run and two states when it starts, its run and its final state when
+        # it ends): wake the sender to drain them every ~100 task runs, before they grow old in the collector's eyes.
+        self._wake_at = 5 * min(batch_size, _DRAIN_RUNS)
         self._wake = threading.Event()
+        # Records of the current drain, by run id (several updates of one run become one record).
         self._pending_runs: dict[uuid.UUID, dict[str, Any]] = {}
+        # Drained records encoded as JSON fragments (``{...},{...}``) that will make up a batch: (bytes, records),
+        # and since when the oldest one waits.
+        self._fragments: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._fragments_since = 0.0
+        # Encoded batches waiting to be sent, oldest first: (JSON body, number of records).
+        self._pending_batches: collections.deque[tuple[bytes, int]] = collections.deque()
         self._pending_logs: list[dict[str, Any]] = []
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -181,15 +206,17 @@ class Recorder:
         self.dropped = 0
         self._failures = 0
 
-    # -- the hot path: one append --------------------------------------------------------------------------------
+    # -- the hot path: one extend --------------------------------------------------------------------------------
 
-    def task_run(self, run: TaskRunInfo, states: list[State]) -> None:
+    def task_run(self, run: TaskRunInfo, states: Iterable[State]) -> None:
         inbox = self._inbox
-        inbox.append((run, states))
+        # One extend with a tuple is atomic (the GIL is held throughout): the sender never sees a run without the
+        # states that follow it.
+        inbox.extend((run, *states))
         if self._thread is None:
             self._start()
-        # Wake the sender once when a batch is full; Event.set on every append would cost a lock round trip.
-        if len(inbox) == self.batch_size:
+        # Wake the sender when a batch is waiting; Event.set on every call would cost a lock round trip.
+        if len(inbox) >= self._wake_at and not self._wake.is_set():
             self._wake.set()
 
     def log(self, record: dict[str, Any]) -> None:
@@ -210,11 +237,15 @@ class Recorder:
         self._wake.set()
         if not done.wait(timeout):
             return False
-        return not self._pending_runs and not self._pending_logs
+        return not self._pending_runs and not self._fragments and not self._pending_batches and not self._pending_logs
 
     @property
     def pending(self) -> int:
-        return len(self._pending_runs) + len(self._pending_logs) + len(self._inbox)
+        """Records, log lines and handed-in items not sent yet."""
+        return self._encoded() + len(self._pending_runs) + len(self._pending_logs) + len(self._inbox)
+
+    def _encoded(self) -> int:
+        return sum(count for _, count in self._fragments) + sum(count for _, count in self._pending_batches)
 
     def _start(self) -> None:
         with self._start_lock:
@@ -248,12 +279,15 @@ class Recorder:
     def _loop(self) -> None:
         backoff = 0.0
         while True:
-            self._wake.wait(max(self.interval, backoff))
+            timed_out = not self._wake.wait(max(self.interval, backoff))
             self._wake.clear()
             events: list[threading.Event] = []
             try:
                 events = self._drain()
-                ok = self._send()
+                self._encode()
+                # Send every ``interval``, when a batch is full, when somebody flushes, and to retry.
+                due = timed_out or bool(events) or self._stopped or backoff > 0 or self._batch_waiting()
+                ok = self._send() if due else True
             except Exception:
                 # Never let the sender die: a flush would wait for it forever.
                 logger.exception("orch: the recorder failed to process records; retrying.")
@@ -266,21 +300,28 @@ class Recorder:
                 return
 
     def _drain(self) -> list[threading.Event]:
+        """Turn the handed-in items into records (one per run), log dicts and flush events."""
         events: list[threading.Event] = []
         inbox, runs, logs = self._inbox, self._pending_runs, self._pending_logs
+        run: TaskRunInfo | None = None
+        states: list[dict[str, Any]] = []
         while inbox:
             item = inbox.popleft()
-            if type(item) is tuple:
-                run, states = item
+            kind = type(item)
+            if kind is State:
+                assert run is not None  # a run is always handed in before its states
+                states.append(_state_record(item))
+                run.recorded += 1
+            elif kind is TaskRunInfo:
+                run = item
                 record = runs.get(run.id)
                 if record is None:
                     record = runs[run.id] = run.to_record()
                 else:
                     # A later update of the same run: its bookkeeping may have changed (retries, cache key).
                     run.update_record(record)
-                record["states"] += [_state_record(state) for state in states]
-                run.recorded += len(states)
-            elif type(item) is dict:
+                states = record["states"]
+            elif kind is dict:
                 ts = item.get("timestamp")
                 if isinstance(ts, float):
                     item["timestamp"] = _iso(ts)
@@ -291,44 +332,83 @@ class Recorder:
         return events
 
     def _bound(self) -> None:
-        excess = len(self._pending_runs) + len(self._pending_logs) - self.max_pending
+        excess = len(self._pending_runs) + self._encoded() + len(self._pending_logs) - self.max_pending
         if excess <= 0:
             return
-        # Logs go first: losing a log line is cheaper than losing a run's states.
+        # Logs go first: losing a log line is cheaper than losing a run's states. Then the oldest records.
         drop_logs = min(excess, len(self._pending_logs))
         del self._pending_logs[:drop_logs]
-        excess -= drop_logs
-        for run_id in list(self._pending_runs)[:excess]:
+        dropped = drop_logs
+        while dropped < excess and self._pending_batches:
+            dropped += self._pending_batches.popleft()[1]
+        while dropped < excess and self._fragments:
+            dropped += self._fragments.popleft()[1]
+        for run_id in list(self._pending_runs)[: max(0, excess - dropped)]:
             del self._pending_runs[run_id]
-        self.dropped += drop_logs + max(0, excess)
+            dropped += 1
+        self.dropped += dropped
         logger.warning(
             "orch: the control plane is unreachable and the record buffer is full: dropped %d records (%d so far).",
-            drop_logs + max(0, excess),
+            dropped,
             self.dropped,
         )
+
+    def _encode(self) -> None:
+        """Encode the drained records into JSON fragments of at most ``batch_size`` records (one ``dumps`` each)."""
+        runs = self._pending_runs
+        while runs:
+            chunk = [runs.pop(run_id) for run_id in list(itertools.islice(runs, self.batch_size))]
+            try:
+                encoded = json.dumps(chunk, separators=(",", ":"), allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:
+                # Not JSON (a NaN or an object in the task's inputs or result reference): it could never be sent.
+                logger.warning("orch: could not encode %d task-run records (%s); they are dropped.", len(chunk), exc)
+                self.dropped += len(chunk)
+                continue
+            if not self._fragments:
+                self._fragments_since = time.monotonic()
+            self._fragments.append((encoded[1:-1], len(chunk)))  # the records without the list's brackets
+
+    def _batch_waiting(self) -> bool:
+        if not self._fragments:
+            return bool(self._pending_logs)
+        full = sum(count for _, count in self._fragments) >= self.batch_size
+        return full or time.monotonic() - self._fragments_since >= self.interval
+
+    def _batches(self) -> None:
+        """Join the fragments into batches of at most ``batch_size`` records."""
+        fragments = self._fragments
+        while fragments:
+            parts: list[bytes] = []
+            count = 0
+            while fragments and (not parts or count + fragments[0][1] <= self.batch_size):
+                fragment, n = fragments.popleft()
+                parts.append(fragment)
+                count += n
+            self._pending_batches.append((b'{"task_runs":[' + b",".join(parts) + b"]}", count))
 
     def _send(self) -> bool:
         from orch.exceptions import InvalidInput, ObjectNotFound
 
-        if not self._pending_runs and not self._pending_logs:
+        self._batches()
+        if not self._pending_batches and not self._pending_logs:
             return True
         try:
             backend = self._backend()
-            while self._pending_runs:
-                chunk_ids = list(self._pending_runs)[: self.batch_size]
-                chunk = [self._pending_runs[i] for i in chunk_ids]
+            batches = self._pending_batches
+            while batches:
+                body, count = batches[0]
                 try:
-                    answer = backend.record_task_runs(chunk)
+                    answer = backend.record_task_runs_json(body)
                 except (InvalidInput, ObjectNotFound) as exc:
-                    logger.warning("orch: the control plane refused %d task-run records: %s", len(chunk), exc)
+                    logger.warning("orch: the control plane refused %d task-run records: %s", count, exc)
                     answer = None
                 rejected = answer.get("rejected") if isinstance(answer, dict) else None
                 if rejected:
                     logger.warning(
                         "orch: the control plane refused %d task-run states: %s", len(rejected), rejected[:3]
                     )
-                for i in chunk_ids:
-                    del self._pending_runs[i]
+                batches.popleft()
             while self._pending_logs:
                 logs = self._pending_logs[: self.batch_size]
                 try:
@@ -341,7 +421,7 @@ class Recorder:
             if self._failures == 1 or self._failures % 20 == 0:
                 logger.warning(
                     "orch: could not send %d records to the control plane (%s); retrying with backoff.",
-                    len(self._pending_runs) + len(self._pending_logs),
+                    self._encoded() + len(self._pending_logs),
                     exc,
                 )
             return False

@@ -64,6 +64,16 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+_JSON_CONTENT = {"Content-Type": "application/json"}
+
+
+def _request_body(call: Call[Any]) -> dict[str, Any]:
+    """The httpx arguments for a call's query and body: JSON to encode, or JSON already encoded."""
+    if call.content is not None:
+        return {"params": call.params, "content": call.content, "headers": _JSON_CONTENT}
+    return {"params": call.params, "json": call.json}
+
+
 def _version() -> str:
     from orch import __version__
 
@@ -95,7 +105,7 @@ class OrchClient:
     def _send(self, call: Call[T]) -> T:
         for delay in (*RETRY_DELAYS, None):
             try:
-                response = self._http.request(call.method, call.path, json=call.json, params=call.params)
+                response = self._http.request(call.method, call.path, **_request_body(call))
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if delay is None:
                     raise unreachable(self.api_url, exc) from None
@@ -165,6 +175,10 @@ class OrchClient:
     def record_task_runs(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         return self._send(_api.record_task_runs(records))
 
+    def record_task_runs_json(self, body: bytes) -> dict[str, Any]:
+        """``record_task_runs`` with the batch already encoded as the JSON of ``{"task_runs": [...]}``."""
+        return self._send(_api.record_task_runs_json(body))
+
     def read_task_run(self, task_run_id: Id) -> TaskRun:
         return self._send(_api.read_task_run(task_run_id))
 
@@ -209,7 +223,7 @@ class AsyncOrchClient:
     async def _send(self, call: Call[T]) -> T:
         for delay in (*RETRY_DELAYS, None):
             try:
-                response = await self._http.request(call.method, call.path, json=call.json, params=call.params)
+                response = await self._http.request(call.method, call.path, **_request_body(call))
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if delay is None:
                     raise unreachable(self.api_url, exc) from None
@@ -277,6 +291,9 @@ class AsyncOrchClient:
 
     async def record_task_runs(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         return await self._send(_api.record_task_runs(records))
+
+    async def record_task_runs_json(self, body: bytes) -> dict[str, Any]:
+        return await self._send(_api.record_task_runs_json(body))
 
     async def read_task_run(self, task_run_id: Id) -> TaskRun:
         return await self._send(_api.read_task_run(task_run_id))

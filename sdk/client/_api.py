@@ -101,6 +101,11 @@ def record_task_runs(records: list[dict[str, Any]]) -> Call[dict[str, Any]]:
     return Call("POST", "/task_runs/batch", raw, json={"task_runs": records})
 
 
+def record_task_runs_json(body: bytes) -> Call[dict[str, Any]]:
+    """The batch already encoded as the JSON of ``{"task_runs": [...]}`` (the recorder encodes each batch once)."""
+    return Call("POST", "/task_runs/batch", raw, content=body)
+
+
 def read_task_run(task_run_id: Id) -> Call[TaskRun]:
     return Call("GET", f"/task_runs/{uid(task_run_id)}", TaskRun.model_validate)
 

@@ -19,6 +19,8 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
     json: Any = None
     params: dict[str, Any] | None = None
+    # A body already encoded as JSON (sent as is, instead of ``json``).
+    content: bytes | None = None
     # Status codes that mean "no such object" and should parse as None instead of raising.
     none_on_404: bool = False
 

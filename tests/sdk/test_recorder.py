@@ -6,6 +6,7 @@ fail like an unreachable server, which is the behaviour under test.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -23,16 +24,21 @@ pytestmark = pytest.mark.unit
 class MemoryBackend:
     def __init__(self) -> None:
         self.batches: list[list[dict[str, Any]]] = []
+        self.attempts: list[bytes] = []
+        self.delivered: list[bytes] = []
         self.logs: list[dict[str, Any]] = []
         self.down = False
         self.calls = 0
         self.sent = threading.Event()
 
-    def record_task_runs(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def record_task_runs_json(self, body: bytes) -> dict[str, Any]:
         self.calls += 1
+        self.attempts.append(body)
         if self.down:
             raise ServerUnavailable("no server")
-        self.batches.append([dict(r, states=list(r["states"])) for r in records])
+        self.delivered.append(body)
+        records = json.loads(body)["task_runs"]
+        self.batches.append(records)
         self.sent.set()
         return {"accepted": len(records), "rejected": []}
 
@@ -135,3 +141,92 @@ def test_close_delivers_and_stops_the_sender_thread() -> None:
     recorder._thread.join(5)
     assert not recorder._thread.is_alive()
     assert recorder.flush(1)  # nothing pending: answers at once
+
+
+def test_records_carry_their_state_offset_and_leave_out_defaults() -> None:
+    backend = MemoryBackend()
+    recorder = Recorder(lambda: backend, interval=60)
+    run = TaskRunInfo(fast_uuid4(), None, "mod.t", "0", "t-0", [], {})
+    run.run_count = 1
+    recorder.task_run(run, [State(StateType.PENDING), State(StateType.RUNNING)])
+    assert recorder.flush(5)
+    recorder.task_run(run, [State(StateType.COMPLETED)])
+    assert recorder.flush(5)
+    [[first], [second]] = backend.batches
+    assert first["state_offset"] == 0
+    assert [s["type"] for s in first["states"]] == ["PENDING", "RUNNING"]
+    assert second["state_offset"] == 2
+    assert [s["type"] for s in second["states"]] == ["COMPLETED"]
+    # No flow run, tags, inputs, cache key, message, details or data: not sent.
+    assert set(first) == {"id", "task_key", "dynamic_key", "name", "run_count", "state_offset", "states"}
+    assert set(first["states"][0]) == {"type", "name", "timestamp"}
+
+
+def test_a_failed_batch_is_sent_again_unchanged_before_newer_records() -> None:
+    backend = MemoryBackend()
+    backend.down = True
+    recorder = Recorder(lambda: backend, interval=0.05, max_backoff=0.1)
+    run = _run()
+    recorder.task_run(run, [State(StateType.PENDING), State(StateType.RUNNING)])
+    assert recorder.flush(5) is False
+    recorder.task_run(run, [State(StateType.COMPLETED)])
+    backend.down = False
+    assert recorder.flush(5)
+    assert backend.delivered[0] == backend.attempts[0], "the batch that failed is sent again byte for byte"
+    records = [r for batch in backend.batches for r in batch]
+    assert [(r["state_offset"], [s["type"] for s in r["states"]]) for r in records] == [
+        (0, ["PENDING", "RUNNING"]),
+        (2, ["COMPLETED"]),
+    ]
+
+
+def test_many_runs_go_in_batches_of_at_most_batch_size_records() -> None:
+    backend = MemoryBackend()
+    recorder = Recorder(lambda: backend, interval=60, batch_size=40)
+    runs = [_run(f"t-{i}") for i in range(250)]
+    for run in runs:
+        recorder.task_run(run, [State(StateType.PENDING), State(StateType.RUNNING)])
+        recorder.task_run(run, [State(StateType.COMPLETED)])
+    assert recorder.flush(5)
+    assert all(0 < len(batch) <= 40 for batch in backend.batches)
+    records = [r for batch in backend.batches for r in batch]
+    by_run: dict[str, list[str]] = {}
+    for record in records:
+        by_run.setdefault(record["id"], []).extend(s["type"] for s in record["states"])
+    assert by_run == {str(run.id): ["PENDING", "RUNNING", "COMPLETED"] for run in runs}
+
+
+def test_runs_handed_in_from_many_threads_keep_their_own_states() -> None:
+    backend = MemoryBackend()
+    recorder = Recorder(lambda: backend, interval=0.01, batch_size=50)
+    runs = [[_run(f"w{w}-{i}") for i in range(300)] for w in range(4)]
+
+    def work(mine: list[TaskRunInfo]) -> None:
+        for run in mine:
+            recorder.task_run(run, [State(StateType.PENDING, message=run.name), State(StateType.RUNNING)])
+            recorder.task_run(run, [State(StateType.COMPLETED, message=run.name)])
+
+    threads = [threading.Thread(target=work, args=(mine,)) for mine in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert recorder.flush(10)
+    by_run: dict[str, list[tuple[str, Any]]] = {}
+    for record in (r for batch in backend.batches for r in batch):
+        by_run.setdefault(record["name"], []).extend((s["type"], s.get("message")) for s in record["states"])
+    assert len(by_run) == 1200
+    for name, states in by_run.items():
+        assert states == [("PENDING", name), ("RUNNING", None), ("COMPLETED", name)]
+
+
+def test_records_that_cannot_be_json_are_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    backend = MemoryBackend()
+    recorder = Recorder(lambda: backend, interval=60)
+    bad = TaskRunInfo(fast_uuid4(), None, "mod.t", "0", "t-0", [], {"x": float("nan")})
+    recorder.task_run(bad, [State(StateType.PENDING)])
+    with caplog.at_level(logging.WARNING, logger="orch.recorder"):
+        assert recorder.flush(5)
+    assert backend.batches == []
+    assert recorder.dropped == 1
+    assert any("could not encode 1 task-run records" in r.getMessage() for r in caplog.records)

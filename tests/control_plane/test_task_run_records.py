@@ -1,0 +1,104 @@
+"""The task-run batch's typed dicts and the model's shortcuts, pinned to the models they stand in for.
+
+``RecordedState`` must accept and refuse what ``StateCreate`` does; ``TaskRunRecord`` must carry what
+``TaskRunCreate`` does; the State that ``record_batch`` builds without validation must be the State validation
+would build (it relies on how pydantic stores a model's fields).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pydantic
+import pytest
+
+from orch.control_plane.models import task_runs as model
+from orch.control_plane.orchestration import RunView
+from orch.control_plane.orchestration.policies import CORE_TASK_POLICY
+from orch.control_plane.schemas.states import State, StateCreate, StateDetails, StateType
+from orch.control_plane.schemas.task_runs import TASK_RUN_BATCH, RecordedState, TaskRunCreate, TaskRunRecord
+
+pytestmark = pytest.mark.unit
+
+NOW = dt.datetime(2026, 5, 1, 8, 30, tzinfo=dt.UTC)
+
+
+def test_recorded_state_has_the_fields_of_state_create() -> None:
+    assert set(RecordedState.__annotations__) == set(StateCreate.model_fields)
+
+
+def test_task_run_record_carries_what_task_run_create_does() -> None:
+    assert set(TaskRunCreate.model_fields) - {"state"} <= set(TaskRunRecord.__annotations__)
+    assert set(TaskRunRecord.__annotations__) - set(TaskRunCreate.model_fields) == {
+        "run_count",
+        "state_offset",
+        "states",
+    }
+
+
+STATES: list[Any] = [
+    {"type": "RUNNING"},
+    {"type": "SCHEDULED", "name": "AwaitingRetry", "state_details": {"scheduled_time": "2026-05-01T09:00:00"}},
+    {"type": "COMPLETED", "message": "ok", "timestamp": "2026-05-01T08:00:00+02:00", "data": {"storage_key": "k"}},
+    {"type": "NOPE"},
+    {"type": "RUNNING", "name": "x" * 101},
+    {"type": "RUNNING", "message": "m" * 20_001},
+    {"type": "RUNNING", "timestamp": "yesterday"},
+    {"type": "RUNNING", "state_details": {"unknown": 1}},
+    {"type": "RUNNING", "extra": 1},
+    {"name": "no type"},
+]
+
+
+@pytest.mark.parametrize("body", STATES)
+def test_recorded_states_are_validated_like_state_create(body: dict[str, Any]) -> None:
+    batch = {"task_runs": [{"id": str(uuid.uuid4()), "task_key": "t", "name": "t", "states": [body]}]}
+    try:
+        expected: StateCreate | None = StateCreate.model_validate(body)
+    except pydantic.ValidationError:
+        expected = None
+    if expected is None:
+        with pytest.raises(pydantic.ValidationError):
+            TASK_RUN_BATCH.validate_python(batch)
+        return
+    [record] = TASK_RUN_BATCH.validate_python(batch)["task_runs"]
+    [recorded] = record["states"]
+    assert recorded["type"] is expected.type
+    assert recorded.get("name") == expected.name
+    assert recorded.get("message") == expected.message
+    assert recorded.get("timestamp") == expected.timestamp
+    assert recorded.get("state_details", StateDetails()) == expected.state_details
+    assert recorded.get("data") == expected.data
+
+
+@pytest.mark.parametrize(
+    "proposed",
+    [
+        {"type": StateType.RUNNING},
+        {"type": StateType.COMPLETED, "name": "Cached", "message": "m", "data": [1], "timestamp": NOW},
+        {"type": StateType.SCHEDULED, "state_details": StateDetails(scheduled_time=NOW)},
+        {"type": StateType.SCHEDULED},
+    ],
+)
+def test_the_unvalidated_state_is_the_validated_one(proposed: RecordedState) -> None:
+    ctx = model._orchestrate(RunView(state=None), proposed, NOW, CORE_TASK_POLICY)
+    built = ctx.proposed
+    validated = State.model_validate(built.model_dump())
+    assert built == validated
+    assert built.model_dump() == validated.model_dump()
+    assert built.model_fields_set == validated.model_fields_set
+    assert built.state_details is not model._NO_DETAILS or proposed["type"] is not StateType.SCHEDULED
+    # The states the batch path builds can be changed like any model (the bookkeeping sets timestamps).
+    built.message = "changed"
+    assert built.model_dump()["message"] == "changed"
+
+
+def test_states_without_details_do_not_share_a_mutable_scheduled_time() -> None:
+    first = model._orchestrate(RunView(state=None), {"type": StateType.SCHEDULED}, NOW, CORE_TASK_POLICY)
+    later = NOW + dt.timedelta(hours=1)
+    second = model._orchestrate(RunView(state=None), {"type": StateType.SCHEDULED}, later, CORE_TASK_POLICY)
+    assert first.proposed.state_details.scheduled_time == NOW
+    assert second.proposed.state_details.scheduled_time == later
+    assert model._NO_DETAILS.scheduled_time is None  # the shared empty details were not filled in
