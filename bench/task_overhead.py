@@ -7,15 +7,18 @@ For N trivial tasks (N = 100, 1,000, 10,000) run inside one flow, the overhead p
 
 measured from the call of the flow until every task-run record is on the control plane (the recorder's final
 flush is included), as wall time and as CPU time of the whole process (SDK, recorder thread and, in embedded mode,
-the in-process control plane); on a shared, loaded machine the CPU time is the stable number. The SDK's own hot path
-(records collected in memory, no control plane) is reported separately. Both ways of running a task are
-measured: called directly, and ``.submit()`` (then waited for). Also measured: an empty flow run (warm, median
-of 20) and ``python -X importtime -c "import orch"``.
+the in-process control plane); on a shared, loaded machine the CPU time is the stable number. Each size is run
+``--repeat`` times (plain, decorated, plain, ...) and the figure is the total over the repetitions divided by the
+number of tasks: a mean, so a garbage collection or a slow batch that falls in one repetition counts in full. A
+warm-up runs each flow once on a few tasks first (imports, the flows' registration, compiled statements), so the
+figures are per task, not per process. The SDK's own hot path (records collected in memory, no control plane) is
+reported separately. Both ways of running a task are measured: called directly, and ``.submit()`` (then waited
+for). Also measured: an empty flow run (warm, median of 20) and ``python -X importtime -c "import orch"``.
 
 Embedded mode (the default) runs in a throwaway ``ORCH_HOME``; ``--api-url URL`` measures against a running server
 too (``orch server start``). Each mode runs in its own child process so the two never share caches::
 
-    python bench/task_overhead.py [--api-url http://127.0.0.1:4200] [--sizes 100 1000 10000]
+    python bench/task_overhead.py [--api-url http://127.0.0.1:4200] [--sizes 100 1000 10000] [--repeat 3]
                                   [--prefect-python /path/to/venv-with-prefect/bin/python]
 """
 
@@ -49,51 +52,56 @@ def _import_time(module: str, python: str = sys.executable) -> float | None:
     return int(match.group(1)) / 1000 if match else None
 
 
-def _measure_orch(sizes: list[int]) -> dict[str, Any]:
+def _measure_orch(sizes: list[int], repeat: int) -> dict[str, Any]:
     from orch import flow, task
     from orch._engine.recorder import get_recorder
 
     tinc = task(inc)
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"repeat": repeat}
 
-    def timed(fn: Any) -> tuple[float, float]:
+    def timed(fn: Any, *args: Any) -> tuple[float, float]:
         """(wall seconds, CPU seconds of the whole process: SDK, recorder thread and embedded server)."""
         start, cpu = time.perf_counter(), time.process_time()
-        fn()
+        fn(*args)
         get_recorder().flush(timeout=None)
         return time.perf_counter() - start, time.process_time() - cpu
 
-    def per_task(run: tuple[float, float], base: tuple[float, float], n: int) -> dict[str, float]:
+    def per_task(runs: list[tuple[float, float]], bases: list[tuple[float, float]], n: int) -> dict[str, float]:
+        tasks = n * len(runs)
         return {
-            "wall_us_per_task": round((run[0] - base[0]) / n * 1e6, 1),
-            "cpu_us_per_task": round((run[1] - base[1]) / n * 1e6, 1),
+            "wall_us_per_task": round((sum(r[0] for r in runs) - sum(b[0] for b in bases)) / tasks * 1e6, 1),
+            "cpu_us_per_task": round((sum(r[1] for r in runs) - sum(b[1] for b in bases)) / tasks * 1e6, 1),
         }
 
     @flow
     def empty() -> None:
         pass
 
+    @flow(name="plain")
+    def plain(n: int) -> None:
+        for i in range(n):
+            inc(i)
+
+    @flow(name="direct")
+    def direct(n: int) -> None:
+        for i in range(n):
+            tinc(i)
+
+    @flow(name="submit")
+    def submitted(n: int) -> None:
+        futures = [tinc.submit(i) for i in range(n)]
+        for future in futures:
+            future.wait()
+
+    for warm_up in (plain, direct, submitted):
+        timed(warm_up, 20)
     for n in sizes:
-
-        @flow(name=f"plain-{n}")
-        def plain() -> None:
-            for i in range(n):  # noqa: B023 - n is the loop's current size on purpose
-                inc(i)
-
-        @flow(name=f"direct-{n}")
-        def direct() -> None:
-            for i in range(n):  # noqa: B023
-                tinc(i)
-
-        @flow(name=f"submit-{n}")
-        def submitted() -> None:
-            futures = [tinc.submit(i) for i in range(n)]  # noqa: B023
-            for future in futures:
-                future.wait()
-
-        plain()  # warm up: flow registered, code paths imported
-        base = timed(plain)
-        results[str(n)] = {"direct": per_task(timed(direct), base, n), "submit": per_task(timed(submitted), base, n)}
+        bases, directs, submits = [], [], []
+        for _ in range(repeat):
+            bases.append(timed(plain, n))
+            directs.append(timed(direct, n))
+            submits.append(timed(submitted, n))
+        results[str(n)] = {"direct": per_task(directs, bases, n), "submit": per_task(submits, bases, n)}
     empty()
     walls, cpus = [], []
     for _ in range(20):
@@ -180,7 +188,7 @@ def _measure_prefect(sizes: list[int]) -> dict[str, Any]:
     return results
 
 
-def _child(mode: str, sizes: list[int]) -> None:
+def _child(mode: str, sizes: list[int], repeat: int) -> None:
     if mode == "prefect":
         print(json.dumps(_measure_prefect(sizes)))
         return
@@ -188,14 +196,14 @@ def _child(mode: str, sizes: list[int]) -> None:
         from orch.testing import orch_test_harness
 
         with tempfile.TemporaryDirectory() as home, orch_test_harness(home):
-            print(json.dumps(_measure_orch(sizes)))
+            print(json.dumps(_measure_orch(sizes, repeat)))
         return
-    print(json.dumps(_measure_orch(sizes)))
+    print(json.dumps(_measure_orch(sizes, repeat)))
 
 
-def _run_child(mode: str, sizes: list[int], env: dict[str, str], python: str = sys.executable) -> Any:
+def _run_child(mode: str, sizes: list[int], env: dict[str, str], python: str = sys.executable, repeat: int = 1) -> Any:
     proc = subprocess.run(
-        [python, __file__, "--child", mode, "--sizes", *map(str, sizes)],
+        [python, __file__, "--child", mode, "--sizes", *map(str, sizes), "--repeat", str(repeat)],
         capture_output=True,
         text=True,
         env=env,
@@ -210,13 +218,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", help="also measure against this running orch server")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each size; the figures are their mean")
     parser.add_argument(
         "--prefect-python", default=sys.executable, help="a Python with prefect installed (never a dependency)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.child:
-        _child(args.child, args.sizes)
+        _child(args.child, args.sizes, args.repeat)
         return
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     base_env["ORCH_LOG_TO_CONSOLE"] = "false"
@@ -225,10 +236,11 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         # Median of 5 fresh interpreters: one sample on a busy machine says more about the machine than about orch.
         "import_orch_ms": statistics.median(t for t in (_import_time("orch") for _ in range(5)) if t is not None),
-        "embedded": _run_child("embedded", args.sizes, base_env),
+        "embedded": _run_child("embedded", args.sizes, base_env, repeat=args.repeat),
     }
     if args.api_url:
-        report["server"] = _run_child("server", args.sizes, {**base_env, "ORCH_API_URL": args.api_url})
+        server_env = {**base_env, "ORCH_API_URL": args.api_url}
+        report["server"] = _run_child("server", args.sizes, server_env, repeat=args.repeat)
     prefect_import = _import_time("prefect", args.prefect_python)
     if prefect_import is not None:
         report["import_prefect_ms"] = prefect_import
