@@ -122,8 +122,11 @@ class TaskRun(_RunMixin, Base):
     # Every accepted state, oldest first, as compact JSON objects: ``type``, ``name``, ``timestamp`` (ISO 8601) and
     # ``message``/``state_details``/``data`` when set. A task run has a handful of states and they are only read
     # together (``GET /api/task_runs/{id}/states``), so they live on the run's row: recording a task run writes one
-    # row instead of one per state. Deferred: lists of task runs do not load it.
-    state_history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, deferred=True)
+    # row instead of one per state. Deferred: lists of task runs do not load it. The server default lets rows be
+    # written without it (bulk loads, other tools).
+    state_history: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, default=list, server_default=sa.text("'[]'"), deferred=True
+    )
 
     __table_args__ = (sa.Index("ix_task_runs__flow_run_id_expected_start_time", "flow_run_id", "expected_start_time"),)
 

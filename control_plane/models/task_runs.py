@@ -4,11 +4,11 @@ A task run is one row of ``task_runs``. Its current state is denormalised on the
 history is kept on the row too, as a JSON list (``state_history``): a task run has a handful of states, read only
 together, so recording a task run writes one row instead of one per state.
 
-``record_batch`` sits behind every task the SDK runs. It reads the batch's existing rows in one statement, checks
-every new state against ``CoreTaskPolicy`` in order (in Python, on the stored history), then writes the batch with
-one ``INSERT`` executemany for new task runs and one ``UPDATE`` executemany for known ones. A record's
-``state_offset`` says where its states start in the history: states already held there are skipped, so a batch
-sent twice is recorded once.
+``record_batch`` sits behind every task the SDK runs. It works in rounds of ``_ROUND`` records: one ``SELECT`` of
+the round's known rows, every new state checked against ``CoreTaskPolicy`` in order (in Python, on the stored
+history), then one ``INSERT`` executemany for the new task runs and one ``UPDATE`` executemany for the known ones.
+A record's ``state_offset`` says where its states start in the history: states already held there are skipped, so
+a batch sent twice is recorded once.
 """
 
 from __future__ import annotations

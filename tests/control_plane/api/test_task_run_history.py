@@ -250,3 +250,20 @@ def test_the_batch_body_is_documented(api: httpx.Client) -> None:
     record = schema["properties"]["task_runs"]["items"]
     assert {"id", "task_key", "name", "state_offset", "states"} <= set(record["properties"])
     assert "$ref" not in str(schema)
+
+
+def test_a_row_written_without_its_history_reads_as_no_states(api: httpx.Client, database: Any) -> None:
+    """Bulk loads (``bench/ui_pages.py`` COPYs task runs) may leave the column out: the database fills in ``[]``."""
+    from orch.control_plane.db.types import Timestamp
+
+    tid = uuid.uuid4()
+    insert = sa.text(
+        "INSERT INTO task_runs (id, created, updated, name, tags, state_details, state_version, run_count,"
+        " total_run_time, task_key, dynamic_key, task_inputs)"
+        " VALUES (:id, :now, :now, 'bulk', '[]', '{}', 0, 0, 0, 'bulk', '0', '{}')"
+    ).bindparams(sa.bindparam("id", type_=sa.Uuid()), sa.bindparam("now", type_=Timestamp()))
+    with database.session() as session:
+        session.execute(insert, {"id": tid, "now": T0})
+    assert history(api, str(tid)) == []
+    record_task_runs(api, [task_run_record(None, id=str(tid), state_offset=0, states=[{"type": "RUNNING"}])])
+    assert [s["type"] for s in history(api, str(tid))] == ["RUNNING"]

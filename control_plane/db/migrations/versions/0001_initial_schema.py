@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 17:13:38.456739
+Create Date: 2026-11-22 17:56:46.557053
 """
 
 from __future__ import annotations
@@ -285,6 +285,7 @@ def upgrade() -> None:
         sa.Column(
             "state_history",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            server_default=sa.text("'[]'"),
             nullable=False,
         ),
         sa.Column("name", sa.String(length=200), nullable=False),
