@@ -251,7 +251,7 @@ def _already_recorded(
     for entry, proposed in zip(history[offset:], states, strict=False):
         # Same position, same type and name: the same state sent again (its stored timestamp may have been clamped).
         type_ = proposed["type"]
-        if entry["type"] != type_ or entry["name"] != (proposed.get("name") or DEFAULT_NAMES[type_]):
+        if entry["type"] != type_.value or entry["name"] != (proposed.get("name") or DEFAULT_NAMES[type_]):
             break
         held += 1
     return held
@@ -301,9 +301,9 @@ def _orchestrate(
 
 
 def _entry(state: State) -> dict[str, Any]:
-    """A state as stored in ``state_history``: only the fields that are set. (``type`` is a ``StrEnum``: JSON
-    writes its value, and it compares equal to it.)"""
-    entry: dict[str, Any] = {"type": state.type, "name": state.name, "timestamp": state.timestamp.isoformat()}
+    """A state as stored in ``state_history``: only the fields that are set."""
+    # Plain strings: json.dumps takes a slower path for str subclasses such as the StrEnum itself.
+    entry: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": state.timestamp.isoformat()}
     if state.message is not None:
         entry["message"] = state.message
     if state.state_details is not _NO_DETAILS:

@@ -158,8 +158,8 @@ def _iso(ts: float) -> str:
 
 def _state_record(state: State) -> dict[str, Any]:
     """A state as the API's ``StateCreate`` dict, leaving out what the server would fill in the same way."""
-    # ``type`` is a StrEnum: JSON writes its value.
-    out: dict[str, Any] = {"type": state.type, "name": state.name, "timestamp": state.timestamp.isoformat()}
+    # Plain strings: json.dumps takes a slower path for str subclasses such as the StrEnum itself.
+    out: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": state.timestamp.isoformat()}
     if state.message is not None:
         out["message"] = state.message
     if state.details:
