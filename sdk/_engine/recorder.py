@@ -2,12 +2,12 @@
 
 Task runs are client-orchestrated: the task engine decides their states and hands them here with one
 ``deque.extend`` (no dict building, no timestamps formatted, no network). A background thread wakes every
-``interval`` seconds, or sooner when about ``batch_size`` task runs are waiting, turns the items into the API's
+``interval`` seconds, and whenever about 100 task runs were handed in, turns the items into the API's
 ``TaskRunRecord`` dicts (coalescing several updates of one run into one record carrying all its new states, in
-order), encodes each batch once to JSON and sends it with ``client.record_task_runs_json``; logs go with
-``client.create_logs``. Records leave out fields at their defaults (a trivial task's record is a few short keys),
-and each carries ``state_offset``, the number of states recorded for the run before it, so that the server skips
-states it already holds when a batch is sent again.
+order) and encodes them to JSON; every ``interval`` seconds, or as soon as ``batch_size`` records are encoded, it
+sends them with ``client.record_task_runs_json``; logs go with ``client.create_logs``. Records leave out fields at
+their defaults (a trivial task's record is a few short keys), and each carries ``state_offset``, the number of
+states recorded for the run before it, so that the server skips states it already holds when a batch is sent again.
 
 Few objects live long here, on purpose: the garbage collector scans every container object that survives its young
 generations, and with thousands of task runs in flight that scanning costs more than the recording. Engines hand in
@@ -216,7 +216,7 @@ class Recorder:
         inbox.extend((run, *states))
         if self._thread is None:
             self._start()
-        # Wake the sender when a batch is waiting; Event.set on every call would cost a lock round trip.
+        # Wake the sender when a drain's worth is waiting; Event.set on every call would cost a lock round trip.
         if len(inbox) >= self._wake_at and not self._wake.is_set():
             self._wake.set()
 
