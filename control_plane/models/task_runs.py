@@ -67,8 +67,12 @@ _NO_STATE: dict[str, Any] = {
     "state_details": {},
     "state_data": None,
 }
-# What orchestrating a known task run needs: its current state, bookkeeping and history.
+# What orchestrating a known task run needs: its current state, bookkeeping and history. FOR UPDATE (PostgreSQL):
+# the history read is extended and written back; a concurrent writer waits. Built once: a statement's cache key is
+# computed once per statement object.
 _SELECT_EXISTING = sa.select(*[_C[name] for name in ("id", *_STATE_COLUMNS, *_RUN_FIELDS, "updated", "state_history")])
+_SELECT_ONE = _SELECT_EXISTING.where(_C.id == sa.bindparam("id")).with_for_update()
+_SELECT_SOME = _SELECT_EXISTING.where(_C.id.in_(sa.bindparam("ids", expanding=True))).with_for_update()
 _UPDATE_EXISTING = _TASK_RUNS.update().where(_C.id == sa.bindparam("_id"))
 
 
@@ -112,8 +116,7 @@ def set_state(
     """Propose one state (the API's ``set_state``): through ``CoreTaskPolicy``, or only the bookkeeping when forced;
     an accepted state is appended to the history."""
     conn = session.connection()
-    # FOR UPDATE (PostgreSQL): the history is read, extended and written back; a concurrent writer waits.
-    row = conn.execute(_SELECT_EXISTING.where(_C.id == task_run_id).with_for_update()).one_or_none()
+    row = conn.execute(_SELECT_ONE, {"id": task_run_id}).one_or_none()
     if row is None:
         return None
     now = now_utc()
@@ -147,10 +150,7 @@ def _record_round(
     conn: sa.Connection, records: Sequence[schemas.TaskRunRecord], now: dt.datetime, result: schemas.TaskRunBatchResult
 ) -> None:
     ids = [r["id"] for r in records]
-    # FOR UPDATE (PostgreSQL): the histories read here are written back below.
-    existing = (
-        {row.id: row for row in conn.execute(_SELECT_EXISTING.where(_C.id.in_(ids)).with_for_update())} if ids else {}
-    )
+    existing = {row.id: row for row in conn.execute(_SELECT_SOME, {"ids": ids})} if ids else {}
     known: dict[uuid.UUID, tuple[RunView, list[dict[str, Any]]]] = {}
     new_rows: dict[uuid.UUID, dict[str, Any]] = {}
     first_records: dict[uuid.UUID, schemas.TaskRunRecord] = {}

@@ -1,4 +1,8 @@
-"""``/api/task_runs``: batch recording (the SDK's path), single create, read, filter, ``set_state``, history."""
+"""``/api/task_runs``: batch recording (the SDK's path), single create, read, filter, ``set_state``, history.
+
+The batch is also served as a hot route (``api/hot.py``): the same scope check, validation and model call, without
+FastAPI's per-request machinery; the FastAPI route documents it and serves it where hot routes are not installed.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from typing import Any
 import pydantic
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 
 from orch.control_plane.api.deps import get_db
+from orch.control_plane.api.hot import hot_route
 from orch.control_plane.api.routes.flow_runs import NEXT_CURSOR_HEADER
 from orch.control_plane.api.security import Scope, requires
 from orch.control_plane.db.engine import Database
@@ -72,6 +78,16 @@ def record_task_runs(
     records: list[TaskRunRecord] = Depends(_batch_body), db: Database = Depends(get_db)
 ) -> TaskRunBatchResult:
     """Upsert task runs and append their states (checked against the task-run policy, in order)."""
+    return _record(db, records)
+
+
+@hot_route("/task_runs/batch", Scope.AGENT)
+async def _record_task_runs_hot(request: Request) -> Response:
+    result = await run_in_threadpool(_record, request.app.state.database, await _batch_body(request))
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+def _record(db: Database, records: list[TaskRunRecord]) -> TaskRunBatchResult:
     with db.session() as session:
         return model.record_batch(session, records)
 
