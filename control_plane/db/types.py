@@ -37,6 +37,22 @@ class Timestamp(sa.TypeDecorator[dt.datetime]):
             value = value.replace(tzinfo=None)
         return value
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return super().bind_processor(dialect)
+
+        # SQLite stores the naive UTC time as text. SQLAlchemy's own path (this decorator, then its SQLite DateTime
+        # formatting) costs ~3.3 µs per value, and a task run writes four: format the text in one step, exactly as
+        # SQLAlchemy writes it ("YYYY-MM-DD HH:MM:SS.ffffff"; a test compares both on random values).
+        def process(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("orch stores aware datetimes only")
+            return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
