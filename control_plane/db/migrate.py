@@ -54,6 +54,7 @@ def ensure_up_to_date(db: Database) -> None:
     """
     head = head_revision()
     if current_revision(db) == head:
+        check_schema(db)
         return
     if db.dialect != "postgresql":
         upgrade(db)
@@ -66,3 +67,31 @@ def ensure_up_to_date(db: Database) -> None:
         finally:
             lock_conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID})
             lock_conn.commit()
+
+
+def check_schema(db: Database) -> None:
+    """Refuse, in one line, a database stamped with the head revision that lacks the head's tables or columns.
+
+    Before the first release the single migration is regenerated when the schema changes, so a database made by an
+    earlier development build carries the same revision id with another schema; without this check every request
+    would fail with "no such column". Costs one catalog read per table, once per process.
+    """
+    from orch.control_plane.db import orm
+    from orch.exceptions import ConfigurationError
+
+    inspector = sa.inspect(db.engine)
+    tables = set(inspector.get_table_names())
+    missing: list[str] = []
+    for table in orm.Base.metadata.sorted_tables:
+        if table.name not in tables:
+            missing.append(table.name)
+            continue
+        columns = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{column.name}" for column in table.columns if column.name not in columns]
+    if missing:
+        where = db.url.database if db.is_sqlite else db.url.render_as_string(hide_password=True)
+        raise ConfigurationError(
+            f"The database {where} is at revision {head_revision()} but lacks {', '.join(missing[:3])}"
+            f"{' and more' if len(missing) > 3 else ''}: an earlier development build of orch made it. "
+            "Move it away (or point ORCH_DATABASE_URL at another database) and start again."
+        )

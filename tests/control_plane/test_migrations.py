@@ -97,3 +97,36 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
     db.dispose()
     assert (tmp_path / "wal.db").exists()
+
+
+def test_a_database_with_the_head_revision_but_another_schema_is_refused_in_one_line(
+    empty_database: Database, tmp_path: Path
+) -> None:
+    """Before the first release the one migration is regenerated; a database an earlier build made carries the same
+    revision with another schema. Starting on it must say so (and how to get out), not answer 503 to every call."""
+    import subprocess
+    import sys
+
+    from orch.exceptions import ConfigurationError
+    from tests.conftest import free_port, orch_env
+
+    migrate.upgrade(empty_database)
+    migrate.ensure_up_to_date(empty_database)  # the real schema passes
+    with empty_database.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE flow_runs DROP COLUMN dispatched_for"))
+    with pytest.raises(ConfigurationError, match=r"lacks flow_runs\.dispatched_for: an earlier development build"):
+        migrate.ensure_up_to_date(empty_database)
+    url = empty_database.url.render_as_string(hide_password=False)
+    cli = subprocess.run(
+        [sys.executable, "-m", "orch.cli", "server", "start", "--port", str(free_port())],
+        env=orch_env(tmp_path, ORCH_DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 2
+    errors = [line for line in cli.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "flow_runs.dispatched_for" in errors[0], cli.stderr
+    assert "Traceback" not in cli.stderr
+    if empty_database.dialect == "postgresql":
+        assert empty_database.url.password is None or empty_database.url.password not in cli.stderr
