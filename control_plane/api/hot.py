@@ -64,9 +64,14 @@ async def body(request: Request, model: type[Model]) -> Model:
     try:
         return model.model_validate_json(raw or b"null")
     except pydantic.ValidationError as exc:
-        errors: list[Any] = []
-        for error in exc.errors(include_url=False):
-            if isinstance(error.get("input"), bytes):  # the whole body, undecodable: not echoed (as FastAPI)
-                error["input"] = {}
-            errors.append({**error, "loc": ("body", *error["loc"])})
-        raise RequestValidationError(errors) from None
+        raise body_error(exc) from None
+
+
+def body_error(exc: pydantic.ValidationError) -> RequestValidationError:
+    """A body's validation error as FastAPI reports it (422, locations under ``body``)."""
+    errors: list[Any] = []
+    for error in exc.errors(include_url=False):
+        if isinstance(error.get("input"), bytes):  # the whole body, undecodable: not echoed (as FastAPI)
+            error["input"] = {}
+        errors.append({**error, "loc": ("body", *error["loc"])})
+    return RequestValidationError(errors)

@@ -11,11 +11,10 @@ from typing import Any
 
 import pydantic
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from orch.control_plane.api.deps import get_db
-from orch.control_plane.api.hot import hot_route
+from orch.control_plane.api.hot import body_error, hot_route
 from orch.control_plane.api.routes.flow_runs import NEXT_CURSOR_HEADER
 from orch.control_plane.api.security import Scope, requires
 from orch.control_plane.db.engine import Database
@@ -44,12 +43,7 @@ async def _batch_body(request: Request) -> list[TaskRunRecord]:
     try:
         return TASK_RUN_BATCH.validate_json(await request.body())["task_runs"]
     except pydantic.ValidationError as exc:
-        errors: list[Any] = []
-        for error in exc.errors(include_url=False):
-            if isinstance(error.get("input"), bytes):  # the whole body, not JSON: not echoed (as FastAPI)
-                error["input"] = {}
-            errors.append({**error, "loc": ("body", *error["loc"])})
-        raise RequestValidationError(errors) from None
+        raise body_error(exc) from None
 
 
 def _inline_refs(schema: Any, definitions: dict[str, Any]) -> Any:
