@@ -116,9 +116,26 @@ def test_late_runs_service_marks_a_run_late_while_the_server_runs(
         server.stop()
 
 
-def _children(pid: int) -> list[int]:
+def _children(pid: int) -> list[tuple[int, str]]:
+    """The child processes of ``pid`` as (pid, start time): pids wrap around quickly here (pid_max 32768)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out]
+    return [(int(p), _start_time(int(p))) for p in out]
+
+
+def _start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        return ""
+
+
+def _alive(pid: int, started: str) -> bool:
+    """The same process (same pid *and* start time) still exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return _start_time(pid) == started and "zombie" not in status
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -177,5 +194,4 @@ def test_workers_serve_together_and_the_services_run_in_the_parent(
         code = server.stop()
     assert code == 0, server.log.read_text()[-3000:]
     assert "Traceback" not in server.log.read_text()
-    for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert not [pid for pid, started in workers if _alive(pid, started)]
