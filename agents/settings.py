@@ -14,31 +14,19 @@ import functools
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from orch import __version__
+from orch.settings import ProfileBackedSettings
 
 DEFAULT_IMAGE = f"orch/orch:{__version__}"
 
 
-class AgentSettings(BaseSettings):
-    """Every field can be set as ``ORCH_<FIELD>``."""
+class AgentSettings(ProfileBackedSettings):
+    """Every field can be set as ``ORCH_<FIELD>``, or in the active profile (`orch stack outputs --save` puts the
+    ECS settings there); the environment wins."""
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", env_ignore_empty=True)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment first, then the active profile: `orch stack outputs --save` puts the ECS settings there.
-        from orch.settings import ProfileSource
-
-        return (init_settings, env_settings, ProfileSource(settings_cls))
 
     # -- the agent loop ----------------------------------------------------------------------------------------------
     agent_sqs_wait_seconds: int = Field(

@@ -37,7 +37,22 @@ def home_from_env() -> Path:
     return Path(os.environ.get("ORCH_HOME") or "~/.orch").expanduser()
 
 
-class Settings(BaseSettings):
+class ProfileBackedSettings(BaseSettings):
+    """Settings read from the arguments, then ``ORCH_*`` environment variables, then the active profile."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, ProfileSource(settings_cls))
+
+
+class Settings(ProfileBackedSettings):
     """Client-side settings. Every field can be set as ``ORCH_<FIELD>`` or in a profile."""
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", env_ignore_empty=True)
@@ -92,17 +107,6 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.api_url is None
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, ProfileSource(settings_cls))
 
 
 class ProfileSource(PydanticBaseSettingsSource):
