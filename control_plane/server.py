@@ -57,6 +57,7 @@ def _serve_workers(settings: ServerSettings, *, log_level: str) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    # The host matters to the workers' app itself: a non-loopback bind turns authentication on.
     for name in ("server_host", "server_port", "database_url"):
         value = getattr(settings, name)
         if value is not None:

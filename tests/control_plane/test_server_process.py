@@ -194,4 +194,37 @@ def test_workers_serve_together_and_the_services_run_in_the_parent(
         code = server.stop()
     assert code == 0, server.log.read_text()[-3000:]
     assert "Traceback" not in server.log.read_text()
+    # The workers are gone when the parent exits; spawn's resource tracker follows once its pipe closes.
+    deadline = time.monotonic() + 10
+    while [pid for pid, started in workers if _alive(pid, started)] and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not [pid for pid, started in workers if _alive(pid, started)]
+
+
+def test_workers_on_a_public_address_require_a_key(orch_home: Path, tmp_path: Path) -> None:
+    """``--host 0.0.0.0 --workers 2``: the workers build their settings from the environment, and the public bind
+    that turns authentication on must reach them (reached here through 127.0.0.1)."""
+    port = free_port()
+    log = tmp_path / "public-workers.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orch.cli", "server", "start", "--host", "0.0.0.0", "--port", str(port)],
+            env=orch_env(orch_home, ORCH_SERVER_WORKERS="2"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            answers = {
+                httpx.post(f"http://127.0.0.1:{port}/api/flows/", json={"name": "x"}).status_code for _ in range(8)
+            }
+            assert answers == {401}, log.read_text()[-2000:]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
