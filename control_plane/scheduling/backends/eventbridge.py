@@ -74,19 +74,25 @@ class EventBridgeBackend:
         # Not yet mirrored (None) counts as local too: a run created twice is a no-op, a run never created is not.
         return schedule.backend_ref is None or schedule.backend_ref == LOCAL_REF
 
+    # AWS is listed *before* the database is read, in both methods. A change is committed to the database before it
+    # is mirrored, so whatever the listing shows, the database read after it knows of: a schedule another request
+    # mirrors concurrently is never taken for an orphan and deleted. (The reverse order lost a fresh schedule when
+    # the services tick's reconcile ran during a deploy.) A write racing the other way is repaired by the next tick.
+
     def sync(self, db: Database, deployment_id: uuid.UUID) -> None:
+        existing = self._existing(self._deployment_prefix(deployment_id))
         with db.session(write=False) as session:
             wanted, local = self._wanted(session, deployment_id)
             known_ids = self._schedule_ids(session)
-        existing = self._existing(self._deployment_prefix(deployment_id))
         self._apply(wanted, existing, known_ids, set(local), refresh=True)
         self._record_refs(db, wanted, local)
 
     def reconcile(self, db: Database) -> ReconcileReport:
+        existing = self._existing(f"{self.prefix}-")
         with db.session(write=False) as session:
             wanted, local = self._wanted(session, None)
             known_ids = self._schedule_ids(session)
-        report = self._apply(wanted, self._existing(f"{self.prefix}-"), known_ids, set(local), refresh=False)
+        report = self._apply(wanted, existing, known_ids, set(local), refresh=False)
         report.local = len(local)
         self._record_refs(db, wanted, local)
         return report

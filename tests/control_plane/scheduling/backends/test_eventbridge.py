@@ -249,3 +249,29 @@ def test_services_tick_reconciles_on_aws(api: Any, eventbridge: Any, database: A
     scheduler.tick(database, get_settings())
     assert list(_schedules(eventbridge)) == [name]
     assert dep["id"] in _schedules(eventbridge)[name]["Target"]["Input"]
+
+
+def test_reconcile_during_a_deploy_keeps_the_fresh_schedule(
+    api: Any, eventbridge: Any, database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The services tick's reconcile and a deploy race: the deploy commits and mirrors its schedule while the
+    reconcile is under way. The reconcile must not take the fresh schedule for an orphan (CI once saw it deleted)."""
+    from orch.control_plane.scheduling.backends import get_backend
+    from orch.control_plane.settings import get_settings
+
+    backend = get_backend(get_settings())
+    listing = backend._existing  # type: ignore[attr-defined]
+    deployed: list[dict[str, Any]] = []
+    started: list[bool] = []
+
+    def deploy_then_list(prefix: str) -> dict[str, str]:
+        if not started:  # once: the deploy's own sync lists too
+            started.append(True)
+            deployed.append(_deploy(api, [{"cron": "0 * * * *"}]))
+        return dict(listing(prefix))
+
+    monkeypatch.setattr(backend, "_existing", deploy_then_list)
+    report = backend.reconcile(database)
+    assert report.deleted == 0
+    (name,) = _schedules(eventbridge)
+    assert deployed[0]["id"] in _schedules(eventbridge)[name]["Target"]["Input"]
