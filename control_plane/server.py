@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
+import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from orch.control_plane.settings import ServerSettings, get_settings
 
@@ -46,11 +48,12 @@ def worker_app() -> Any:
 
 
 def _serve_workers(settings: ServerSettings, *, log_level: str) -> None:
-    """Serve with N worker processes sharing the socket; the parent supervises them and runs the services loop,
-    so that the scheduler and the other services run exactly once however many workers there are.
+    """Serve with N worker processes on one port; the parent supervises them and runs the services loop, so that
+    the scheduler and the other services run exactly once however many workers there are.
 
     Workers are spawned processes that build their settings from the environment, so the settings given on the
-    command line are handed down as ``ORCH_*`` variables.
+    command line are handed down as ``ORCH_*`` variables. Each worker listens on its own ``SO_REUSEPORT`` socket
+    (``_WorkerSocket``) where the platform has it, else they share the parent's.
     """
     import os
 
@@ -62,25 +65,83 @@ def _serve_workers(settings: ServerSettings, *, log_level: str) -> None:
         value = getattr(settings, name)
         if value is not None:
             os.environ[f"ORCH_{name.upper()}"] = str(value)
-    stop = threading.Event()
-    services = threading.Thread(target=_run_services, args=(settings, stop), name="orch-services", daemon=True)
-    if settings.services_enabled:
-        services.start()
+    config = uvicorn.Config(
+        "orch.control_plane.server:worker_app",
+        factory=True,
+        host=settings.server_host,
+        port=settings.server_port,
+        workers=settings.server_workers,
+        log_level=log_level,
+    )
+    host, port = settings.server_host, settings.server_port
+    with contextlib.ExitStack() as stack:
+        if hasattr(socket, "SO_REUSEPORT"):
+            stack.enter_context(_reserve_port(host, port))
+            listener = cast(socket.socket, _WorkerSocket(host, port))
+        else:
+            listener = config.bind_socket()
+        stop = threading.Event()
+        services = threading.Thread(target=_run_services, args=(settings, stop), name="orch-services", daemon=True)
+        if settings.services_enabled:
+            services.start()
+        try:
+            Multiprocess(config, sockets=[listener]).run()
+        finally:
+            stop.set()
+            if services.is_alive():
+                services.join(timeout=30)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+@contextlib.contextmanager
+def _reserve_port(host: str, port: int) -> Iterator[None]:
+    """Hold the port in the parent while the workers run: bound with ``SO_REUSEPORT`` but never listening, so it
+    takes no connections. A port something already listens on is refused here, in one line (exit 2), before any
+    worker starts: first with a plain bind, which fails even against another server's ``SO_REUSEPORT`` group (a
+    second ``orch server start --workers`` on the same port would otherwise silently take half its connections).
+    """
     try:
-        config = uvicorn.Config(
-            "orch.control_plane.server:worker_app",
-            factory=True,
-            host=settings.server_host,
-            port=settings.server_port,
-            workers=settings.server_workers,
-            log_level=log_level,
-        )
-        sock = config.bind_socket()
-        Multiprocess(config, sockets=[sock]).run()
+        with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+        sock = _reuse_port_socket(host, port)
+    except OSError as exc:
+        print(f"orch server: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        logging.getLogger("uvicorn.error").info("Uvicorn workers listening on http://%s:%d", host, port)
+        yield
     finally:
-        stop.set()
-        if services.is_alive():
-            services.join(timeout=30)
+        sock.close()
+
+
+class _WorkerSocket:
+    """What the parent hands each worker instead of one shared listening socket: unpickled in the worker, it is
+    that worker's own socket, bound to the same address with ``SO_REUSEPORT``.
+
+    With one shared socket, the first worker to wake accepts every pending connection in one go (the event loop
+    accepts until the backlog is empty): 16 clients connecting at once all landed on one worker, whose single core
+    was then the server's limit while the other worker idled. With a socket per worker the kernel spreads new
+    connections over the workers' sockets, and a worker that dies takes its own socket (and queue) with it. The
+    kernel lets only sockets of the same user join a port's group.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return _reuse_port_socket, (self.host, self.port)
 
 
 def _run_services(settings: ServerSettings, stop: threading.Event) -> None:

@@ -228,3 +228,80 @@ def test_workers_on_a_public_address_require_a_key(orch_home: Path, tmp_path: Pa
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_workers_each_take_some_of_the_connections_opened_at_once(orch_home: Path, tmp_path: Path) -> None:
+    """``--workers 2`` with 16 keep-alive connections opened together (as 16 agents or benchmark clients do): both
+    workers serve some of them. With one shared listening socket the first worker to wake accepted all 16, and the
+    other sat idle; each worker now listens on its own ``SO_REUSEPORT`` socket and the kernel spreads connections
+    (all 16 on one worker by chance: 1 in 32,768)."""
+    import socket
+
+    import psutil
+
+    server = ServerProcess(orch_env(orch_home, ORCH_SERVER_WORKERS="2"), free_port(), tmp_path / "spread.log")
+    connections: list[socket.socket] = []
+    try:
+        server.wait_ready()
+        workers = [pid for pid, _ in _children(server.proc.pid) if _serves_http(pid)]
+        assert len(workers) == 2, workers
+        # Ready means one worker answers; wait for both to listen (a socket joins the port's group as it listens).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(_listens(pid, server.port) for pid in workers):
+            time.sleep(0.1)
+        connections = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(16)]
+        for conn in connections:
+            conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: test\r\n\r\n")
+        for conn in connections:
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200"), "no answer on a keep-alive connection"
+        held = {
+            pid: sum(
+                1
+                for c in psutil.Process(pid).net_connections(kind="tcp")
+                if c.laddr and c.laddr.port == server.port and c.status == psutil.CONN_ESTABLISHED
+            )
+            for pid in workers
+        }
+        assert sum(held.values()) == 16, held
+        assert all(count > 0 for count in held.values()), held
+    finally:
+        for conn in connections:
+            conn.close()
+        code = server.stop()
+    assert code == 0, server.log.read_text()[-3000:]
+
+
+def _listens(pid: int, port: int) -> bool:
+    import psutil
+
+    return any(
+        c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+    )
+
+
+def _serves_http(pid: int) -> bool:
+    """A uvicorn worker (spawn's resource tracker is a child of the parent too)."""
+    return "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()
+
+
+def test_workers_on_a_port_in_use_exit_2_in_one_line(orch_home: Path, tmp_path: Path) -> None:
+    """A port something already listens on is refused before any worker starts, even though the workers' own
+    sockets could join a ``SO_REUSEPORT`` group: a second server on the port would silently take connections."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "orch.cli", "server", "start", "--port", str(port), "--no-services"],
+            env=orch_env(orch_home, ORCH_SERVER_WORKERS="2"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
