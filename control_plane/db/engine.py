@@ -2,7 +2,8 @@
 
 SQLite runs in WAL mode with a busy timeout. Write transactions begin with ``BEGIN IMMEDIATE`` so that two writers
 queue on the database lock up front instead of failing when a read lock is upgraded; reads begin ``DEFERRED`` and
-never block writers. PostgreSQL uses psycopg 3 with a small pool, or none (``ORCH_DATABASE_POOL=null``) on Lambda.
+never block writers. PostgreSQL uses psycopg 3 with a small pool, or none (``ORCH_DATABASE_POOL=null``) on Lambda;
+with a pool, the hot routes also have async connections (``Database.async_pg``, see ``async_pg``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from orch.control_plane.db.async_pg import AsyncPools
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -34,6 +37,11 @@ class Database:
         writer = self.engine.execution_options(orch_begin="IMMEDIATE")
         self._write_sessions = sessionmaker(bind=writer, expire_on_commit=False)
         self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # The hot routes' async connections: PostgreSQL with a pool only (Lambda serves one request at a time).
+        self.async_pg: AsyncPools | None = None
+        if self.dialect == "postgresql" and pool != "null":
+            conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.async_pg = AsyncPools(conninfo, pool_size)
 
     @property
     def is_sqlite(self) -> bool:
@@ -59,6 +67,8 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
+        if self.async_pg is not None:
+            self.async_pg.close()
         self.engine.dispose()
 
 
@@ -155,6 +165,8 @@ def get_database(url: str | None = None) -> Database:
                 from orch.control_plane.db.aws import enable_iam_auth
 
                 enable_iam_auth(db.engine)
+                # A token per connection is the engine's job: the hot routes go through it as well.
+                db.async_pg = None
         return db
 
 

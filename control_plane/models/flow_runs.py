@@ -8,10 +8,13 @@ therefore get one ACCEPT and one REJECT, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import json
+import functools
+import logging
 import uuid
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +22,15 @@ from sqlalchemy.orm import Session
 
 from orch.control_plane import telemetry
 from orch.control_plane.db import orm
+from orch.control_plane.db.flow_run_statements import (
+    INSERT_HISTORY,
+    INSERT_RUN,
+    PG,
+    SELECT_ROW,
+    SELECT_VIEW,
+    UPDATE_STATE,
+    VIEW_COLUMNS,
+)
 from orch.control_plane.models import flows as flows_model
 from orch.control_plane.models._common import (
     history_row,
@@ -49,7 +61,13 @@ from orch.control_plane.schemas.states import (
 from orch.control_plane.settings import get_settings
 from orch.exceptions import InvalidInput, ObjectNotFound
 
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+    from orch.control_plane.db.engine import Database
+
 MAX_CONFLICT_RETRIES = 10
+logger = logging.getLogger("orch.control_plane.flow_runs")
 
 
 def to_schema(row: orm.FlowRun) -> schemas.FlowRun:
@@ -78,8 +96,8 @@ def read_row(session: Session, run_id: uuid.UUID) -> dict[str, Any] | None:
     """All of a run's columns as a mapping."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        return _pg.read(conn, run_id, _pg.select_row)
-    row = conn.execute(_SELECT_ROW, {"run_id": run_id}).mappings().first()
+        return PG.read(conn, run_id, PG.select_row)
+    row = conn.execute(SELECT_ROW, {"run_id": run_id}).mappings().first()
     return dict(row) if row is not None else None
 
 
@@ -96,10 +114,47 @@ def _create(session: Session, data: schemas.FlowRunCreate) -> tuple[uuid.UUID, b
         existing = _by_idempotency_key(session, data.flow_id, data.idempotency_key)
         if existing is not None:
             return existing.id, False
+    values = _create_values(data)
+    run_id: uuid.UUID = values["id"]
+    try:
+        if data.idempotency_key:
+            with session.begin_nested():
+                session.connection().execute(INSERT_RUN, values)
+        else:
+            session.connection().execute(INSERT_RUN, values)
+    except IntegrityError as exc:
+        if data.idempotency_key:
+            existing = _by_idempotency_key(session, data.flow_id, data.idempotency_key)
+            if existing is not None:
+                return existing.id, False
+        if "foreign key" in str(exc.orig).lower():
+            raise _unknown_flow(data) from None
+        raise
+    telemetry.count(telemetry.RUN_CREATED)
+    if data.state is not None:
+        result = set_state(session, run_id, data.state)
+        assert result is not None
+        _check_initial(result)
+    return run_id, True
+
+
+def _unknown_flow(data: schemas.FlowRunCreate) -> ObjectNotFound:
+    what = f"Flow {data.flow_id}"
+    if data.deployment_id is not None:
+        what += f" or deployment {data.deployment_id}"
+    return ObjectNotFound(f"{what} does not exist.")
+
+
+def _check_initial(result: OrchestrationResult) -> None:
+    if result.status is not SetStateStatus.ACCEPT:
+        raise InvalidInput(f"The initial state was refused: {result.details.reason}")
+
+
+def _create_values(data: schemas.FlowRunCreate) -> dict[str, Any]:
+    """A new run's columns (``CREATE_COLUMNS``); the others take their defaults."""
     now = now_utc()
-    run_id = data.id or uuid.uuid4()
-    values = {
-        "id": run_id,
+    return {
+        "id": data.id or uuid.uuid4(),
         "flow_id": data.flow_id,
         "name": data.name or generate_name(),
         "parameters": data.parameters,
@@ -114,30 +169,6 @@ def _create(session: Session, data: schemas.FlowRunCreate) -> tuple[uuid.UUID, b
         "created": now,
         "updated": now,
     }
-    try:
-        if data.idempotency_key:
-            with session.begin_nested():
-                session.connection().execute(_INSERT_RUN, values)
-        else:
-            session.connection().execute(_INSERT_RUN, values)
-    except IntegrityError as exc:
-        if data.idempotency_key:
-            existing = _by_idempotency_key(session, data.flow_id, data.idempotency_key)
-            if existing is not None:
-                return existing.id, False
-        if "foreign key" in str(exc.orig).lower():
-            what = f"Flow {data.flow_id}"
-            if data.deployment_id is not None:
-                what += f" or deployment {data.deployment_id}"
-            raise ObjectNotFound(f"{what} does not exist.") from None
-        raise
-    telemetry.count(telemetry.RUN_CREATED)
-    if data.state is not None:
-        result = set_state(session, run_id, data.state)
-        assert result is not None
-        if result.status is not SetStateStatus.ACCEPT:
-            raise InvalidInput(f"The initial state was refused: {result.details.reason}")
-    return run_id, True
 
 
 def _by_idempotency_key(session: Session, flow_id: uuid.UUID, key: str) -> orm.FlowRun | None:
@@ -191,55 +222,6 @@ def read_states(session: Session, run_id: uuid.UUID) -> list[State]:
 # -- state changes -------------------------------------------------------------------------------------------------
 
 
-_RUNS = cast(sa.Table, orm.FlowRun.__table__)
-_STATES = cast(sa.Table, orm.FlowRunState.__table__)
-_VIEW_COLUMNS = (
-    "id",
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "state_message",
-    "state_details",
-    "state_data",
-    "state_version",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "expected_start_time",
-    "heartbeat_time",
-    "empirical_policy",
-    "work_queue_name",
-    "updated",
-)
-_WRITE_COLUMNS = (
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "state_message",
-    "state_details",
-    "state_data",
-    "state_version",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "expected_start_time",
-    "heartbeat_time",
-    "updated",
-)
-# Built once: the hot path of every transition is two statements with cached compiled forms.
-_SELECT_VIEW = sa.select(*[_RUNS.c[name] for name in _VIEW_COLUMNS]).where(_RUNS.c.id == sa.bindparam("run_id"))
-_UPDATE_STATE = (
-    _RUNS.update()
-    .where(_RUNS.c.id == sa.bindparam("run_id"), _RUNS.c.state_version == sa.bindparam("seen_version"))
-    .values({name: sa.bindparam(name) for name in _WRITE_COLUMNS})
-)
-_SELECT_ROW = sa.select(_RUNS).where(_RUNS.c.id == sa.bindparam("run_id"))
-_INSERT_HISTORY = _STATES.insert()
-_INSERT_RUN = _RUNS.insert()
-
-
 def set_state(
     session: Session,
     run_id: uuid.UUID,
@@ -260,40 +242,59 @@ def set_state(
         if row is None:
             return None
         when = now or now_utc()
-        state = State(
-            type=proposed.type,
-            name=proposed.resolved_name(),
-            timestamp=proposed.timestamp or when,
-            message=proposed.message,
-            state_details=proposed.state_details.model_copy(),
-            data=proposed.data,
-        )
-        view = _view(row)
-        ctx = OrchestrationContext(
-            kind="flow_run",
-            run=view,
-            proposed=state,
-            now=when,
-            late_runs_threshold=threshold,
-            queue_usage=lambda queue: queue_usage(session, queue),
-        )
+        ctx = _context(row, proposed, when, threshold, lambda queue: queue_usage(session, queue))
         propose(ctx, policy)
         if not ctx.writes:
-            telemetry.count(telemetry.TRANSITION_REFUSED)
-            return ctx.result()
+            return _refused(ctx)
         if _write(session, run_id, ctx.run, seen_version=row["state_version"], now=when):
-            telemetry.count(telemetry.TRANSITION)
-            if ctx.proposed.type is StateType.PENDING and ctx.status is SetStateStatus.ACCEPT:
-                telemetry.count(telemetry.RUN_CLAIMED)
-            if ctx.proposed.type is StateType.SCHEDULED and row["work_queue_name"] is not None:
+            if _moved(ctx, row):
                 from orch.control_plane.services.dispatcher import dispatch_after_commit
 
                 dispatch_after_commit(session, run_id)
             return ctx.result()
+    return _busy(ctx)
+
+
+def _context(
+    row: Any,
+    proposed: StateCreate,
+    when: dt.datetime,
+    threshold: float,
+    usage: Callable[[str], tuple[int, int | None]],
+) -> OrchestrationContext:
+    """A proposal against the run as read: what the rules see, on every path (sync and async alike)."""
+    state = State(
+        type=proposed.type,
+        name=proposed.resolved_name(),
+        timestamp=proposed.timestamp or when,
+        message=proposed.message,
+        state_details=proposed.state_details.model_copy(),
+        data=proposed.data,
+    )
+    return OrchestrationContext(
+        kind="flow_run", run=_view(row), proposed=state, now=when, late_runs_threshold=threshold, queue_usage=usage
+    )
+
+
+def _refused(ctx: OrchestrationContext) -> OrchestrationResult:
+    telemetry.count(telemetry.TRANSITION_REFUSED)
+    return ctx.result()
+
+
+def _moved(ctx: OrchestrationContext, row: Any) -> bool:
+    """Count a written transition; True when the run must be sent to its work queue once the transaction commits."""
+    telemetry.count(telemetry.TRANSITION)
+    if ctx.proposed.type is StateType.PENDING and ctx.status is SetStateStatus.ACCEPT:
+        telemetry.count(telemetry.RUN_CLAIMED)
+    return ctx.proposed.type is StateType.SCHEDULED and row["work_queue_name"] is not None
+
+
+def _busy(ctx: OrchestrationContext) -> OrchestrationResult:
+    """Every attempt lost its race: ask the caller to come back (the run is changing under heavy contention)."""
     return OrchestrationResult.model_validate(
         {
             "status": "WAIT",
-            "state": view.state,
+            "state": ctx.run.state,
             "details": {"reason": "The run is changing; try again.", "delay_seconds": 0.5},
         }
     )
@@ -317,6 +318,21 @@ def _view(row: Any) -> RunView:
 
 
 def _write(session: Session, run_id: uuid.UUID, view: RunView, *, seen_version: int, now: dt.datetime) -> bool:
+    params, history = _write_params(run_id, view, seen_version=seen_version, now=now)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return PG.write(conn, params, history)
+    result = conn.execute(UPDATE_STATE, params)
+    if result.rowcount != 1:
+        return False
+    conn.execute(INSERT_HISTORY, history)
+    return True
+
+
+def _write_params(
+    run_id: uuid.UUID, view: RunView, *, seen_version: int, now: dt.datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's new columns (``UPDATE ... WHERE state_version = :seen_version``) and its history row."""
     assert view.state is not None
     params: dict[str, Any] = {
         **state_columns(view.state),
@@ -331,83 +347,209 @@ def _write(session: Session, run_id: uuid.UUID, view: RunView, *, seen_version: 
         "heartbeat_time": view.heartbeat_time,
         "updated": now,
     }
-    history = {"flow_run_id": run_id, **history_row(view.state)}
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        return _pg.write(conn, params, history)
-    result = conn.execute(_UPDATE_STATE, params)
-    if result.rowcount != 1:
-        return False
-    conn.execute(_INSERT_HISTORY, history)
-    return True
+    return params, {"flow_run_id": run_id, **history_row(view.state)}
 
 
 def _read_view(session: Session, run_id: uuid.UUID) -> Any:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        return _pg.read(conn, run_id, _pg.select_view)
+        return PG.read(conn, run_id, PG.select_view)
     # Core statements on the session's connection: the ORM's execute path would double the cost of a transition.
-    return conn.execute(_SELECT_VIEW, {"run_id": run_id}).mappings().first()
+    return conn.execute(SELECT_VIEW, {"run_id": run_id}).mappings().first()
 
 
-class _PostgresTransition:
-    """``set_state``'s two statements on PostgreSQL, sent straight to psycopg as server-side prepared statements.
-
-    Every transition is a read and a write, so their cost is the API's throughput: through SQLAlchemy each
-    statement costs ~150 µs of CPU here, through psycopg ~50 µs. The write is one statement, a data-modifying CTE:
-    the history row is inserted only when the conditional ``UPDATE`` matched, so the optimistic-concurrency check
-    and the history stay one atomic step in one round trip. The values are converted as the ORM's column types do
-    (``jsonb`` for JSON columns, UTC for timestamps); the SQLite path keeps the Core statements above.
-    """
-
-    def __init__(self) -> None:
-        # The SQL is assembled from the tables' own column names once, at import; values are always parameters.
-        self.json_columns = {c.name for c in (*_RUNS.columns, *_STATES.columns) if isinstance(c.type, sa.JSON)}
-        self.select_view = f"SELECT {', '.join(_VIEW_COLUMNS)} FROM flow_runs WHERE id = %(run_id)s"  # noqa: S608
-        columns = ", ".join(c.name for c in _RUNS.columns)
-        self.select_row = f"SELECT {columns} FROM flow_runs WHERE id = %(run_id)s"  # noqa: S608
-        history_columns = [c.name for c in _STATES.columns]
-        assignments = ", ".join(f"{name} = {self._param(name)}" for name in _WRITE_COLUMNS)
-        history_values = ", ".join(self._param(name, "h_") for name in history_columns)
-        self.write_sql = (
-            f"WITH moved AS (UPDATE flow_runs SET {assignments}"  # noqa: S608
-            " WHERE id = %(run_id)s AND state_version = %(seen_version)s RETURNING id) "
-            f"INSERT INTO flow_run_states ({', '.join(history_columns)}) SELECT {history_values} FROM moved"
-        )
-
-    def _param(self, name: str, prefix: str = "") -> str:
-        # JSON values are sent as text and cast by the server: most are ``{}`` or ``null``, encoded for free.
-        return f"%({prefix}{name})s::jsonb" if name in self.json_columns else f"%({prefix}{name})s"
-
-    def _value(self, name: str, value: Any) -> Any:
-        if name not in self.json_columns:
-            return value
-        if value is None:
-            return "null"
-        return "{}" if value == {} else json.dumps(value)
-
-    def read(self, conn: sa.Connection, run_id: uuid.UUID, sql: str) -> dict[str, Any] | None:
-        from psycopg.rows import dict_row
-
-        with conn.connection.driver_connection.cursor(row_factory=dict_row) as cursor:  # type: ignore[union-attr]
-            cursor.execute(sql, {"run_id": run_id}, prepare=True)
-            row = cursor.fetchone()
-        if row is not None:
-            for name, value in row.items():
-                if isinstance(value, dt.datetime):
-                    row[name] = value.astimezone(dt.UTC)
-        return row
-
-    def write(self, conn: sa.Connection, params: dict[str, Any], history: dict[str, Any]) -> bool:
-        values = {name: self._value(name, value) for name, value in params.items()}
-        for name, value in history.items():
-            values[f"h_{name}"] = self._value(name, value)
-        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(self.write_sql, values, prepare=True)
-            return cursor.rowcount == 1
+# -- the hot routes on PostgreSQL: the same steps on an async connection --------------------------------------------
+#
+# ``set_state_async`` and ``create_async`` serve the hot routes on the database's async PostgreSQL connections
+# (``db.async_pg``): no hop to a worker thread, no session. They make the same proposals through the same policy,
+# write with the same optimistic-concurrency check and history row, count the same telemetry and dispatch after
+# commit as ``set_state`` and ``create_for_api`` do. Two things need no transaction around them: the read and the
+# write of a transition (the write is one statement, and it applies only to the run as read), and creating a run in
+# its first state (one statement). A claim in a work queue does: see ``_QueueUsageNeeded``.
 
 
-_pg = _PostgresTransition()
+class _QueueUsageNeeded(Exception):
+    """A rule asked for a work queue's usage during the first evaluation. The usage is then read under the queue
+    row's lock, in a transaction that also holds the write, and the proposal evaluated again with it: claims in one
+    queue are counted one after the other, as ``queue_usage`` does on the sync path."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(queue)
+        self.queue = queue
+
+
+class _Twin(Exception):
+    """Another request created the run with the same idempotency key first: answer that run."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        super().__init__(row["id"])
+        self.row = row
+
+
+def _usage_later(queue: str) -> tuple[int, int | None]:
+    raise _QueueUsageNeeded(queue)
+
+
+def _known_usage(usage: tuple[int, int | None], _queue: str) -> tuple[int, int | None]:
+    return usage
+
+
+Write = Callable[[OrchestrationContext, dt.datetime], Awaitable["dict[str, Any] | None"]]
+
+
+async def set_state_async(
+    db: Database, run_id: uuid.UUID, proposed: StateCreate, *, force: bool = False
+) -> OrchestrationResult | None:
+    """``set_state`` for the hot route on PostgreSQL; ``None`` when the run does not exist."""
+    assert db.async_pg is not None
+    policy = MINIMAL_POLICY if force else CORE_FLOW_POLICY
+    async with db.async_pg.connection() as conn:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            row = await PG.fetch(conn, PG.select_view, {"run_id": run_id})
+            if row is None:
+                return None
+            ctx, written = await _decide(conn, row, proposed, policy, functools.partial(_update, conn, run_id, row))
+            if not ctx.writes:
+                return _refused(ctx)
+            if written is not None:
+                break
+        else:
+            return _busy(ctx)
+    if _moved(ctx, row):
+        await _dispatch_after_commit(db, run_id)
+    return ctx.result()
+
+
+async def create_async(db: Database, data: schemas.FlowRunCreate) -> tuple[schemas.FlowRun, bool]:
+    """``create_for_api`` for the hot route on PostgreSQL: (the run, created)."""
+    assert db.async_pg is not None
+    async with db.async_pg.connection() as conn:
+        if data.idempotency_key:
+            existing = await PG.fetch(
+                conn, PG.select_row_by_key, {"flow_id": data.flow_id, "key": data.idempotency_key}
+            )
+            if existing is not None:
+                return row_to_schema(existing), False
+        values = _create_values(data)
+        try:
+            if data.state is None:
+                row = await _insert(conn, data, PG.insert_sql, PG.values({**values, **PG.defaults}))
+                telemetry.count(telemetry.RUN_CREATED)
+                return row_to_schema(row), True
+            # The first proposal sees the run exactly as ``set_state`` would read it back after a plain INSERT.
+            new = {**dict.fromkeys(VIEW_COLUMNS), **PG.defaults, **values}
+            ctx, written = await _decide(
+                conn, new, data.state, CORE_FLOW_POLICY, functools.partial(_insert_in_state, conn, data, values)
+            )
+            if not ctx.writes:
+                await _refuse_initial(conn, data, values, ctx)
+        except _Twin as twin:
+            return row_to_schema(twin.row), False
+    assert written is not None
+    telemetry.count(telemetry.RUN_CREATED)
+    if _moved(ctx, new):
+        await _dispatch_after_commit(db, values["id"])
+    return row_to_schema(written), True
+
+
+async def _decide(
+    conn: AsyncConnection, row: dict[str, Any], proposed: StateCreate, policy: Any, write: Write
+) -> tuple[OrchestrationContext, dict[str, Any] | None]:
+    """Evaluate the proposal and, if the run's state changes, ``write`` it: (the context, the written row or
+    ``None`` when the write lost a race)."""
+    threshold = get_settings().late_runs_threshold
+    when = now_utc()
+    ctx = _context(row, proposed, when, threshold, _usage_later)
+    try:
+        propose(ctx, policy)
+        return ctx, (await write(ctx, when) if ctx.writes else None)
+    except _QueueUsageNeeded as needed:
+        async with conn.transaction():  # the queue row stays locked until the claim is written
+            usage = await _queue_usage_async(conn, needed.queue)
+            ctx = _context(row, proposed, when, threshold, functools.partial(_known_usage, usage))
+            propose(ctx, policy)
+            return ctx, (await write(ctx, when) if ctx.writes else None)
+
+
+async def _update(
+    conn: AsyncConnection, run_id: uuid.UUID, row: dict[str, Any], ctx: OrchestrationContext, when: dt.datetime
+) -> dict[str, Any] | None:
+    params, history = _write_params(run_id, ctx.run, seen_version=row["state_version"], now=when)
+    return {} if await PG.execute(conn, PG.write_sql, PG.values(params, history)) == 1 else None
+
+
+async def _insert_in_state(
+    conn: AsyncConnection,
+    data: schemas.FlowRunCreate,
+    values: dict[str, Any],
+    ctx: OrchestrationContext,
+    when: dt.datetime,
+) -> dict[str, Any]:
+    params, history = _write_params(values["id"], ctx.run, seen_version=0, now=when)
+    del params["run_id"], params["seen_version"]
+    new = PG.values({**values, **PG.defaults, **params}, history)
+    return await _insert(conn, data, PG.insert_with_state_sql, new)
+
+
+async def _insert(
+    conn: AsyncConnection, data: schemas.FlowRunCreate, sql: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The INSERT of a new run; its row. Raises ``_Twin`` for an idempotency key already used, and ``ObjectNotFound``
+    for an unknown flow or deployment (from the foreign-key violation: nothing is looked up first)."""
+    from psycopg import IntegrityError as PgIntegrityError
+    from psycopg.errors import ForeignKeyViolation
+    from psycopg.pq import TransactionStatus
+
+    try:
+        if conn.info.transaction_status == TransactionStatus.INTRANS:
+            async with conn.transaction():  # a savepoint: the enclosing transaction stays usable
+                row = await PG.fetch(conn, sql, params)
+        else:
+            row = await PG.fetch(conn, sql, params)
+    except PgIntegrityError as exc:
+        if data.idempotency_key:
+            key = {"flow_id": data.flow_id, "key": data.idempotency_key}
+            existing = await PG.fetch(conn, PG.select_row_by_key, key)
+            if existing is not None:
+                raise _Twin(existing) from None
+        if isinstance(exc, ForeignKeyViolation):
+            raise _unknown_flow(data) from None
+        raise
+    assert row is not None
+    return row
+
+
+async def _refuse_initial(
+    conn: AsyncConnection, data: schemas.FlowRunCreate, values: dict[str, Any], ctx: OrchestrationContext
+) -> None:
+    """A refused first state: answer as the sync path, which inserts the run before proposing its state. So an
+    unknown flow is still a 404 and a twin still answers its run: the INSERT is tried and always rolled back."""
+    async with conn.transaction(force_rollback=True):
+        await _insert(conn, data, PG.insert_sql, PG.values({**values, **PG.defaults}))
+    telemetry.count(telemetry.RUN_CREATED)
+    _check_initial(_refused(ctx))
+
+
+async def _queue_usage_async(conn: AsyncConnection, queue_name: str) -> tuple[int, int | None]:
+    """``queue_usage`` on an async connection: the queue row locked, then its active runs counted."""
+    limit = await PG.scalar(conn, PG.queue_limit, {"name": queue_name})
+    if limit is None:
+        return 0, None
+    active = await PG.scalar(conn, PG.queue_active, {"name": queue_name})
+    return int(active), int(limit)
+
+
+async def _dispatch_after_commit(db: Database, run_id: uuid.UUID) -> None:
+    """What ``dispatch_after_commit`` does for a session, once the async write has committed."""
+    settings = get_settings()
+    if settings.run_queue != "sqs":
+        return
+    from orch.control_plane.services.dispatcher import dispatch_run
+
+    try:
+        await asyncio.to_thread(dispatch_run, db, settings, run_id)
+    except Exception:  # the services tick retries; the API call that scheduled the run has succeeded
+        logger.warning("could not dispatch run %s now; the dispatcher will retry", run_id, exc_info=True)
 
 
 def queue_usage(session: Session, queue_name: str) -> tuple[int, int | None]:

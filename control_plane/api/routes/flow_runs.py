@@ -56,7 +56,11 @@ async def _create_flow_run_hot(request: Request) -> Response:
 async def _create_flow_run(request: Request, data: FlowRunCreate) -> Response:
     if data.deployment_id is not None or data.work_queue_name is not None:
         await require_scope(request, Scope.DEPLOY)
-    run, created = await run_in_threadpool(_create, request.app.state.database, data)
+    db: Database = request.app.state.database
+    if db.async_pg is not None:
+        run, created = await model.create_async(db, data)
+    else:
+        run, created = await run_in_threadpool(_create, db, data)
     return _json(run, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -147,7 +151,13 @@ async def _set_flow_run_state_hot(request: Request) -> Response:
 async def _set_flow_run_state(request: Request, id: uuid.UUID, body: SetStateRequest) -> Response:
     if body.force:
         await require_scope(request, Scope.DEPLOY)
-    result = await run_in_threadpool(_set_state, request.app.state.database, id, body)
+    db: Database = request.app.state.database
+    if db.async_pg is not None:
+        result = await model.set_state_async(db, id, body.state, force=body.force)
+        if result is None:
+            raise _missing(id)
+    else:
+        result = await run_in_threadpool(_set_state, db, id, body)
     return _json(result, 201 if result.status is SetStateStatus.ACCEPT else 200)
 
 
