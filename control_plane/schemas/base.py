@@ -16,7 +16,10 @@ def now_utc() -> dt.datetime:
 
 def _assume_utc(value: dt.datetime) -> dt.datetime:
     """Timestamps without an offset are read as UTC (what most clients mean by them); all are kept in UTC."""
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is dt.UTC:  # what the parser gives for "Z" and "+00:00": most timestamps, on every batch of task runs
+        return value
+    if tz is None:
         return value.replace(tzinfo=dt.UTC)
     try:
         return value.astimezone(dt.UTC)
