@@ -8,7 +8,8 @@ transition through the orchestration rules; creation with a Scheduled state coun
 
 The clients speak HTTP/1.1 over keep-alive connections with a minimal asyncio client by default, so that the
 machine's two cores go to the server rather than to httpx (which spends ~1.9 ms CPU per request here); ``--client
-httpx`` uses httpx instead. The JSON reports CPU per transition for the server processes, PostgreSQL and the client.
+httpx`` uses httpx instead. The JSON reports CPU per transition for the server processes, PostgreSQL and the client,
+and each server process's CPU seconds (the parent first, then the workers: how evenly the work was spread).
 
 Also checks correctness: every run ends Completed with exactly 4 states and ``state_version`` 4 (no lost update,
 no deadlock).
@@ -154,6 +155,9 @@ async def drive(
 
     watch = watch or {}
     cpu_before = {name: cpu_seconds(pids) for name, pids in watch.items()}
+    # Each server process on its own: with --workers N, how evenly the connections (and the work) were spread.
+    processes = [pid for pid in watch.get("server", []) if isinstance(pid, int)] if watch else []
+    process_before = [cpu_seconds([pid]) for pid in processes]
     own_before = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(worker(n) for n in per_client if n))
@@ -163,6 +167,7 @@ async def drive(
         f"{name}_cpu_ms": (cpu_seconds(pids) - cpu_before[name]) * 1000 / transitions for name, pids in watch.items()
     }
     cpu_ms["client_cpu_ms"] = (time.process_time() - own_before) * 1000 / transitions
+    process_cpu = [round(cpu_seconds([pid]) - before, 2) for pid, before in zip(processes, process_before, strict=True)]
     # Verify: no lost update, nothing half done.
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         bad = 0
@@ -182,6 +187,7 @@ async def drive(
         "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
         "inconsistent_runs_sampled": bad,
         "cpu_ms_per_transition": {k.removesuffix("_cpu_ms"): round(v, 3) for k, v in cpu_ms.items()},
+        "server_process_cpu_seconds": process_cpu,
         "client": client,
     }
 
