@@ -181,7 +181,7 @@ def _record_round(
         for proposed in states[skip:] if skip else states:
             ctx = _orchestrate(view, proposed, now, CORE_TASK_POLICY)
             if not ctx.writes:
-                rejected.append({"id": str(run_id), "state": proposed["type"].value, "reason": ctx.reason})
+                rejected.append({"id": str(run_id), "state": ctx.proposed.type.value, "reason": ctx.reason})
                 break
             history.append(_entry(ctx.proposed, times))
             accepted += 1
@@ -285,7 +285,7 @@ def _already_recorded(
     held = 0
     for entry, proposed in zip(history[offset:], states, strict=False):
         # Same position, same type and name: the same state sent again (its stored timestamp may have been clamped).
-        type_ = proposed["type"]
+        type_ = _STATE_TYPES[proposed["type"]]
         if entry["type"] != type_.value or entry["name"] != (proposed.get("name") or DEFAULT_NAMES[type_]):
             break
         held += 1
@@ -296,6 +296,8 @@ def _already_recorded(
 # bookkeeping fills in a missing scheduled time.
 _NO_DETAILS = StateDetails()
 _STATE_FIELDS = tuple(State.model_fields)
+# A recorded state's type arrives as the StateType's value (see ``RecordedState``); set_state passes the member.
+_STATE_TYPES: dict[str, StateType] = {member.value: member for member in StateType}
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 
@@ -304,7 +306,7 @@ def _orchestrate(
     view: RunView, proposed: schemas.RecordedState, now: dt.datetime, policy: Policy
 ) -> OrchestrationContext:
     """Run one proposed state through ``policy`` against ``view`` (which the bookkeeping updates when accepted)."""
-    type_ = proposed["type"]
+    type_ = _STATE_TYPES[proposed["type"]]
     details = proposed.get("state_details")
     if details is None:
         details = StateDetails() if type_ is StateType.SCHEDULED else _NO_DETAILS
