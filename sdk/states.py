@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import time
 import traceback
 from typing import Any
@@ -82,8 +83,33 @@ class _NoResult:
 _NO_RESULT: Any = _NoResult()
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+# The last whole second formatted by ``iso_utc`` and its text ("YYYY-MM-DDTHH:MM:SS"); one tuple, replaced whole, so
+# threads never see a second with another second's text.
+_last_second: tuple[int, str] = (-1, "")
+
+
+def iso_utc(ts: float) -> str:
+    """``datetime.fromtimestamp(ts, UTC).isoformat()``, character for character (a test compares them on random
+    values), at about a third of the cost: every task run's states are formatted with it. States come seconds apart
+    at most, so the date and time of day are formatted once per second and only the microseconds per call; they
+    are rounded as ``fromtimestamp`` rounds them (half to even, of the fraction's double)."""
+    global _last_second
+    if ts < 0:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+    fraction, whole = math.modf(ts)
+    second = int(whole)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        second += 1
+        micro -= 1_000_000
+    cached_second, text = _last_second
+    if cached_second != second:
+        text = dt.datetime.fromtimestamp(second, dt.UTC).isoformat()[:19]
+        _last_second = (second, text)
+    return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
+
+
+_iso = iso_utc
 
 
 class State:

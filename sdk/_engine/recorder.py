@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from orch.states import State
+from orch.states import State, iso_utc
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -152,14 +152,10 @@ def _default_backend() -> Backend:
     return get_client()
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
-
-
 def _state_record(state: State) -> dict[str, Any]:
     """A state as the API's ``StateCreate`` dict, leaving out what the server would fill in the same way."""
     # Plain strings: json.dumps takes a slower path for str subclasses such as the StrEnum itself.
-    out: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": state.timestamp.isoformat()}
+    out: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": iso_utc(state._ts)}
     if state.message is not None:
         out["message"] = state.message
     if state.details:
@@ -325,7 +321,7 @@ class Recorder:
             elif kind is dict:
                 ts = item.get("timestamp")
                 if isinstance(ts, float):
-                    item["timestamp"] = _iso(ts)
+                    item["timestamp"] = iso_utc(ts)
                 logs.append(item)
             else:
                 events.append(item)

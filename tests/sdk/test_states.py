@@ -111,3 +111,25 @@ def test_from_api_round_trip_and_pickling() -> None:
 
 def test_state_is_cheap() -> None:
     assert not hasattr(State(StateType.RUNNING), "__dict__")
+
+
+def test_iso_utc_is_fromtimestamps_isoformat_character_for_character() -> None:
+    """The recorder formats every state's time with ``iso_utc`` (a per-second cache and the microseconds rounded
+    half to even, as ``datetime.fromtimestamp`` rounds them): it must write exactly what datetime writes."""
+    import datetime as dt
+    import random
+    import time
+
+    from orch.states import iso_utc
+
+    rng = random.Random(3)
+    now = time.time()
+    values = [now + rng.uniform(-1e6, 1e6) for _ in range(100_000)]
+    # Whole seconds, exact halves of a microsecond (ties), and fractions that round up into the next second.
+    values += [
+        rng.randrange(4_000_000_000) + rng.choice([0.0, 5e-7, 1.5e-6, 0.9999995, 0.99999999, 0.25])
+        for _ in range(50_000)
+    ]
+    values += [0.0, 1e-7, 0.9999999, 59.9999996, 86_399.9999995, -1.5, -0.0000004]
+    for value in values:
+        assert iso_utc(value) == dt.datetime.fromtimestamp(value, dt.UTC).isoformat(), value
