@@ -103,3 +103,35 @@ def test_states_without_details_do_not_share_a_mutable_scheduled_time() -> None:
     assert first.proposed.state_details.scheduled_time == NOW
     assert second.proposed.state_details.scheduled_time == later
     assert model._NO_DETAILS.scheduled_time is None  # the shared empty details were not filled in
+
+
+def test_the_batch_state_is_orchestrated_like_the_model_state() -> None:
+    """The batch proposes ``_BatchState`` objects (no pydantic machinery). Random sequences of proposals, with
+    random times, go through the task-run policy both ways: same answers, same bookkeeping, same stored state."""
+    import random
+
+    assert set(model._BatchState.__slots__) == set(State.model_fields)
+    rng = random.Random(9)
+    types = list(StateType)
+    for _ in range(300):
+        views = (RunView(state=None), RunView(state=None))
+        for _ in range(rng.randrange(1, 8)):
+            proposed: RecordedState = {"type": rng.choice(types).value}  # type: ignore[typeddict-item]
+            if rng.random() < 0.8:
+                proposed["timestamp"] = NOW + dt.timedelta(seconds=rng.uniform(-600, 600))
+            if rng.random() < 0.2:
+                proposed["message"] = "m"
+            if rng.random() < 0.2:
+                proposed["name"] = "Custom"
+            answers = [
+                model._orchestrate(views[0], proposed, NOW, CORE_TASK_POLICY),
+                model._orchestrate(views[1], proposed, NOW, CORE_TASK_POLICY, batch=True),
+            ]
+            model_ctx, batch_ctx = answers
+            assert (model_ctx.status, model_ctx.reason, model_ctx.writes) == (
+                batch_ctx.status,
+                batch_ctx.reason,
+                batch_ctx.writes,
+            )
+            assert model._entry(model_ctx.proposed) == model._entry(batch_ctx.proposed)
+            assert model._run_values(views[0]) == model._run_values(views[1])
