@@ -165,6 +165,32 @@ def _state_record(state: State) -> dict[str, Any]:
     return out
 
 
+# A trivial task's record and states have only these keys (see ``TaskRunInfo.to_record`` and ``_state_record``).
+_PLAIN_RECORD = frozenset(("id", "task_key", "dynamic_key", "name", "run_count", "state_offset", "states"))
+_PLAIN_WITH_FLOW = _PLAIN_RECORD | {"flow_run_id"}
+_PLAIN_STATE = frozenset(("type", "name", "timestamp"))
+_quote = json.encoder.encode_basestring_ascii
+
+
+def _record_json(record: dict[str, Any]) -> str:
+    """``json.dumps(record, separators=(",", ":"), allow_nan=False)``, the same JSON value (a test compares them on
+    random records), written directly for a trivial task's record at half the cost: every task goes through here.
+    Ids, counts, state types and ISO times need no escaping; names are escaped as ``json.dumps`` escapes them."""
+    states = record["states"]
+    keys = record.keys()
+    if not _PLAIN_RECORD <= keys <= _PLAIN_WITH_FLOW or any(state.keys() != _PLAIN_STATE for state in states):
+        return json.dumps(record, separators=(",", ":"), allow_nan=False)
+    flow_run = f',"flow_run_id":"{record["flow_run_id"]}"' if "flow_run_id" in record else ""
+    written = ",".join(
+        f'{{"type":"{s["type"]}","name":{_quote(s["name"])},"timestamp":"{s["timestamp"]}"}}' for s in states
+    )
+    return (
+        f'{{"id":"{record["id"]}","task_key":{_quote(record["task_key"])},"dynamic_key":{_quote(record["dynamic_key"])}'
+        f',"name":{_quote(record["name"])},"run_count":{int(record["run_count"])}'
+        f',"state_offset":{int(record["state_offset"])},"states":[{written}]{flow_run}}}'
+    )
+
+
 class Recorder:
     """The process's batching recorder (see the module docstring)."""
 
@@ -351,12 +377,12 @@ class Recorder:
         )
 
     def _encode(self) -> None:
-        """Encode the drained records into JSON fragments of at most ``batch_size`` records (one ``dumps`` each)."""
+        """Encode the drained records into JSON fragments of at most ``batch_size`` records."""
         runs = self._pending_runs
         while runs:
             chunk = [runs.pop(run_id) for run_id in list(itertools.islice(runs, self.batch_size))]
             try:
-                encoded = json.dumps(chunk, separators=(",", ":"), allow_nan=False).encode()
+                encoded = ",".join(map(_record_json, chunk)).encode()
             except (TypeError, ValueError) as exc:
                 # Not JSON (a NaN or an object in the task's inputs or result reference): it could never be sent.
                 logger.warning("orch: could not encode %d task-run records (%s); they are dropped.", len(chunk), exc)
@@ -364,7 +390,7 @@ class Recorder:
                 continue
             if not self._fragments:
                 self._fragments_since = time.monotonic()
-            self._fragments.append((encoded[1:-1], len(chunk)))  # the records without the list's brackets
+            self._fragments.append((encoded, len(chunk)))  # the records, comma-separated, without brackets
 
     def _batch_waiting(self) -> bool:
         if not self._fragments:
