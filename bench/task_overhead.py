@@ -8,8 +8,11 @@ For N trivial tasks (N = 100, 1,000, 10,000) run inside one flow, the overhead p
 measured from the call of the flow until every task-run record is on the control plane (the recorder's final
 flush is included), as wall time and as CPU time of the whole process (SDK, recorder thread and, in embedded mode,
 the in-process control plane); on a shared, loaded machine the CPU time is the stable number. Each size is run
-``--repeat`` times (plain, decorated, plain, ...) and the figure is the total over the repetitions divided by the
-number of tasks: a mean, so a garbage collection or a slow batch that falls in one repetition counts in full. A
+several times (plain, decorated, plain, ...) and the figure is the total over the repetitions divided by the
+number of tasks: a mean, so a garbage collection or a slow batch that falls in one repetition counts in full.
+A full collection of the embedded process takes ~65 ms and comes every few thousand tasks, so each size runs
+until at least ``--min-tasks`` tasks (30,000; at least 3 repetitions) have been measured: with 3 repetitions of
+100 tasks, one collection more or less would move the figure by ~200 µs. ``--repeat`` fixes the count instead. A
 warm-up runs each flow once on a few tasks first (imports, the flows' registration, compiled statements), so the
 figures are per task, not per process. The SDK's own hot path (records collected in memory, no control plane) is
 reported separately. Both ways of running a task are measured: called directly, and ``.submit()`` (then waited
@@ -18,7 +21,8 @@ for). Also measured: an empty flow run (warm, median of 20) and ``python -X impo
 Embedded mode (the default) runs in a throwaway ``ORCH_HOME``; ``--api-url URL`` measures against a running server
 too (``orch server start``). Each mode runs in its own child process so the two never share caches::
 
-    python bench/task_overhead.py [--api-url http://127.0.0.1:4200] [--sizes 100 1000 10000] [--repeat 3]
+    python bench/task_overhead.py [--api-url http://127.0.0.1:4200] [--sizes 100 1000 10000]
+                                  [--min-tasks 30000 | --repeat 3]
                                   [--prefect-python /path/to/venv-with-prefect/bin/python]
 """
 
@@ -52,12 +56,16 @@ def _import_time(module: str, python: str = sys.executable) -> float | None:
     return int(match.group(1)) / 1000 if match else None
 
 
-def _measure_orch(sizes: list[int], repeat: int) -> dict[str, Any]:
+def _repetitions(n: int, repeat: int | None, min_tasks: int) -> int:
+    return repeat if repeat is not None else max(3, -(-min_tasks // n))
+
+
+def _measure_orch(sizes: list[int], repeat: int | None, min_tasks: int) -> dict[str, Any]:
     from orch import flow, task
     from orch._engine.recorder import get_recorder
 
     tinc = task(inc)
-    results: dict[str, Any] = {"repeat": repeat}
+    results: dict[str, Any] = {}
 
     def timed(fn: Any, *args: Any) -> tuple[float, float]:
         """(wall seconds, CPU seconds of the whole process: SDK, recorder thread and embedded server)."""
@@ -97,11 +105,15 @@ def _measure_orch(sizes: list[int], repeat: int) -> dict[str, Any]:
         timed(warm_up, 20)
     for n in sizes:
         bases, directs, submits = [], [], []
-        for _ in range(repeat):
+        for _ in range(_repetitions(n, repeat, min_tasks)):
             bases.append(timed(plain, n))
             directs.append(timed(direct, n))
             submits.append(timed(submitted, n))
-        results[str(n)] = {"direct": per_task(directs, bases, n), "submit": per_task(submits, bases, n)}
+        results[str(n)] = {
+            "repetitions": len(bases),
+            "direct": per_task(directs, bases, n),
+            "submit": per_task(submits, bases, n),
+        }
     empty()
     walls, cpus = [], []
     for _ in range(20):
@@ -188,7 +200,7 @@ def _measure_prefect(sizes: list[int]) -> dict[str, Any]:
     return results
 
 
-def _child(mode: str, sizes: list[int], repeat: int) -> None:
+def _child(mode: str, sizes: list[int], repeat: int | None, min_tasks: int) -> None:
     if mode == "prefect":
         print(json.dumps(_measure_prefect(sizes)))
         return
@@ -196,14 +208,22 @@ def _child(mode: str, sizes: list[int], repeat: int) -> None:
         from orch.testing import orch_test_harness
 
         with tempfile.TemporaryDirectory() as home, orch_test_harness(home):
-            print(json.dumps(_measure_orch(sizes, repeat)))
+            print(json.dumps(_measure_orch(sizes, repeat, min_tasks)))
         return
-    print(json.dumps(_measure_orch(sizes, repeat)))
+    print(json.dumps(_measure_orch(sizes, repeat, min_tasks)))
 
 
-def _run_child(mode: str, sizes: list[int], env: dict[str, str], python: str = sys.executable, repeat: int = 1) -> Any:
+def _run_child(
+    mode: str,
+    sizes: list[int],
+    env: dict[str, str],
+    python: str = sys.executable,
+    repeat: int | None = None,
+    min_tasks: int = 30_000,
+) -> Any:
+    counts = ["--repeat", str(repeat)] if repeat is not None else ["--min-tasks", str(min_tasks)]
     proc = subprocess.run(
-        [python, __file__, "--child", mode, "--sizes", *map(str, sizes), "--repeat", str(repeat)],
+        [python, __file__, "--child", mode, "--sizes", *map(str, sizes), *counts],
         capture_output=True,
         text=True,
         env=env,
@@ -218,16 +238,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", help="also measure against this running orch server")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000])
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each size; the figures are their mean")
+    parser.add_argument(
+        "--repeat", type=int, help="runs of each size (the figures are their mean); overrides --min-tasks"
+    )
+    parser.add_argument(
+        "--min-tasks", type=int, default=30_000, help="run each size until this many tasks (at least 3 runs)"
+    )
     parser.add_argument(
         "--prefect-python", default=sys.executable, help="a Python with prefect installed (never a dependency)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.repeat < 1:
+    if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.min_tasks < 1 or any(n < 1 for n in args.sizes):
+        parser.error("--min-tasks and --sizes must be at least 1")
     if args.child:
-        _child(args.child, args.sizes, args.repeat)
+        _child(args.child, args.sizes, args.repeat, args.min_tasks)
         return
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     base_env["ORCH_LOG_TO_CONSOLE"] = "false"
@@ -236,11 +263,11 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         # Median of 5 fresh interpreters: one sample on a busy machine says more about the machine than about orch.
         "import_orch_ms": statistics.median(t for t in (_import_time("orch") for _ in range(5)) if t is not None),
-        "embedded": _run_child("embedded", args.sizes, base_env, repeat=args.repeat),
+        "embedded": _run_child("embedded", args.sizes, base_env, repeat=args.repeat, min_tasks=args.min_tasks),
     }
     if args.api_url:
         server_env = {**base_env, "ORCH_API_URL": args.api_url}
-        report["server"] = _run_child("server", args.sizes, server_env, repeat=args.repeat)
+        report["server"] = _run_child("server", args.sizes, server_env, repeat=args.repeat, min_tasks=args.min_tasks)
     prefect_import = _import_time("prefect", args.prefect_python)
     if prefect_import is not None:
         report["import_prefect_ms"] = prefect_import

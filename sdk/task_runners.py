@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orch._annotations import allow_failure, unmapped
-from orch._engine.recorder import fast_uuid4
+from orch._engine.recorder import fast_uuid7
 from orch.futures import OrchFuture
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class TaskRunner:
 
 def _keys(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> tuple[uuid.UUID, str]:
     dynamic_key = flow_ctx.next_dynamic_key(task.task_key) if flow_ctx is not None else "0"
-    return fast_uuid4(), dynamic_key
+    return fast_uuid7(), dynamic_key
 
 
 class ThreadPoolTaskRunner(TaskRunner):

@@ -506,23 +506,30 @@ def set_recorder(recorder: Recorder | None) -> Recorder | None:
 
 
 _getrandbits = random.getrandbits
+_time_ns = time.time_ns
 _UUID = uuid.UUID
 _new = object.__new__
 _set = object.__setattr__
 _UNKNOWN = uuid.SafeUUID.unknown
-_V4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
-_V4_SET = (0x8000 << 48) | (0x4000 << 64)
 
 
-def fast_uuid4() -> uuid.UUID:
-    """A random (version 4) UUID without a system call.
+_RAND_B = (1 << 62) - 1
+_V7 = (0x7 << 76) | (0b10 << 62)
 
-    ``uuid.uuid4()`` reads ``os.urandom``, which releases the GIL; with the recorder thread busy, getting it back
-    can cost milliseconds per task run. Run ids need uniqueness, not unpredictability, and ``random`` is seeded
+
+def fast_uuid7() -> uuid.UUID:
+    """A time-ordered (version 7, RFC 9562) UUID without a system call: 48 bits of Unix time in milliseconds, then
+    74 random bits. Task-run ids: rows keyed by ids that grow with time are appended at the end of the primary-key
+    index instead of at random places in it, which keeps inserts cheap as the table grows (SQLite's B-tree and
+    PostgreSQL's alike). 74 random bits per millisecond keep them unique.
+
+    ``uuid.uuid4()`` would read ``os.urandom``, which releases the GIL; with the recorder thread busy, getting it
+    back can cost milliseconds per task run. Run ids need uniqueness, not unpredictability, and ``random`` is seeded
     from the OS (and reseeded in forked children).
     """
-    # UUID(int=...) re-checks the range and version we set here by construction; build the object directly.
+    ms = _time_ns() // 1_000_000
+    rand = _getrandbits(74)
     value = _new(_UUID)
-    _set(value, "int", (_getrandbits(128) & _V4_CLEAR) | _V4_SET)
+    _set(value, "int", ((ms & 0xFFFF_FFFF_FFFF) << 80) | _V7 | ((rand >> 62) << 64) | (rand & _RAND_B))
     _set(value, "is_safe", _UNKNOWN)
     return value

@@ -24,7 +24,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from orch._engine.recorder import CollectingRecorder, TaskRunInfo, fast_uuid4, get_recorder
+from orch._engine.recorder import CollectingRecorder, TaskRunInfo, fast_uuid7, get_recorder
 from orch.context import FlowRunContext, TaskRunContext, flow_run_var, tags_var, task_run_var
 from orch.futures import UpstreamTaskError, resolve_inputs, wait_for_upstreams
 from orch.states import State, StateType
@@ -79,7 +79,7 @@ class TaskRun:
             dynamic_key = flow_ctx.next_dynamic_key(task.task_key) if flow_ctx is not None else "0"
         extra_tags = tags_var.get()
         self.info = TaskRunInfo(
-            task_run_id or fast_uuid4(),
+            task_run_id or fast_uuid7(),
             flow_ctx.flow_run_id if flow_ctx is not None else None,
             task.task_key,
             dynamic_key,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orch._engine.recorder import CollectingRecorder, Recorder, TaskRunInfo, fast_uuid4
+from orch._engine.recorder import CollectingRecorder, Recorder, TaskRunInfo, fast_uuid7
 from orch.exceptions import ServerUnavailable
 from orch.states import State, StateType
 
@@ -49,7 +49,7 @@ class MemoryBackend:
 
 
 def _run(name: str = "t") -> TaskRunInfo:
-    return TaskRunInfo(fast_uuid4(), uuid.uuid4(), "mod.t", "0", name, ["a"], {})
+    return TaskRunInfo(fast_uuid7(), uuid.uuid4(), "mod.t", "0", name, ["a"], {})
 
 
 def test_updates_of_one_run_are_coalesced_into_one_record_with_states_in_order() -> None:
@@ -125,10 +125,17 @@ def test_collecting_recorder_replays_into_another_recorder() -> None:
     assert backend.logs[0]["message"] == "m"
 
 
-def test_fast_uuid4_is_a_valid_random_uuid() -> None:
-    ids = {fast_uuid4() for _ in range(1000)}
-    assert len(ids) == 1000
-    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
+def test_fast_uuid7_is_a_valid_time_ordered_uuid() -> None:
+    import time
+
+    before = time.time_ns() // 1_000_000
+    ids = [fast_uuid7() for _ in range(20_000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+    stamps = [u.int >> 80 for u in ids]  # the first 48 bits: Unix time in milliseconds
+    assert before <= stamps[0] and stamps[-1] <= after
+    assert stamps == sorted(stamps)  # ids made later never sort before earlier ones' milliseconds
 
 
 def test_close_delivers_and_stops_the_sender_thread() -> None:
@@ -146,7 +153,7 @@ def test_close_delivers_and_stops_the_sender_thread() -> None:
 def test_records_carry_their_state_offset_and_leave_out_defaults() -> None:
     backend = MemoryBackend()
     recorder = Recorder(lambda: backend, interval=60)
-    run = TaskRunInfo(fast_uuid4(), None, "mod.t", "0", "t-0", [], {})
+    run = TaskRunInfo(fast_uuid7(), None, "mod.t", "0", "t-0", [], {})
     run.run_count = 1
     recorder.task_run(run, [State(StateType.PENDING), State(StateType.RUNNING)])
     assert recorder.flush(5)
@@ -223,7 +230,7 @@ def test_runs_handed_in_from_many_threads_keep_their_own_states() -> None:
 def test_records_that_cannot_be_json_are_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     backend = MemoryBackend()
     recorder = Recorder(lambda: backend, interval=60)
-    bad = TaskRunInfo(fast_uuid4(), None, "mod.t", "0", "t-0", [], {"x": float("nan")})
+    bad = TaskRunInfo(fast_uuid7(), None, "mod.t", "0", "t-0", [], {"x": float("nan")})
     recorder.task_run(bad, [State(StateType.PENDING)])
     with caplog.at_level(logging.WARNING, logger="orch.recorder"):
         assert recorder.flush(5)

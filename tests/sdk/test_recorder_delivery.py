@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orch._engine.recorder import Recorder, TaskRunInfo, fast_uuid4
+from orch._engine.recorder import Recorder, TaskRunInfo, fast_uuid7
 from orch.exceptions import ServerUnavailable
 from orch.states import State, StateType
 from orch.testing import OrchTestHarness
@@ -43,7 +43,7 @@ class LosesAnswers:
 def test_a_batch_whose_answer_was_lost_is_recorded_once(harness: OrchTestHarness) -> None:
     backend = LosesAnswers(harness.client, lose=1)
     recorder = Recorder(lambda: backend, interval=0.02, max_backoff=0.05)
-    run = TaskRunInfo(fast_uuid4(), None, "mod.t", "0", "t-0", [], {})
+    run = TaskRunInfo(fast_uuid7(), None, "mod.t", "0", "t-0", [], {})
     run.run_count = 1
     recorder.task_run(run, [State(StateType.PENDING), State(StateType.RUNNING)])
     assert backend.delivered.wait(5)
