@@ -30,40 +30,15 @@ STATES = cast(sa.Table, orm.FlowRunState.__table__)
 # What the orchestration rules read of a run.
 VIEW_COLUMNS = (
     "id",
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "state_message",
-    "state_details",
-    "state_data",
-    "state_version",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "expected_start_time",
+    *orm.STATE_COLUMNS,
+    *orm.RUN_BOOKKEEPING_COLUMNS,
     "heartbeat_time",
     "empirical_policy",
     "work_queue_name",
     "updated",
 )
 # What a transition writes.
-WRITE_COLUMNS = (
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "state_message",
-    "state_details",
-    "state_data",
-    "state_version",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "expected_start_time",
-    "heartbeat_time",
-    "updated",
-)
+WRITE_COLUMNS = (*orm.STATE_COLUMNS, *orm.RUN_BOOKKEEPING_COLUMNS, "heartbeat_time", "updated")
 # What creating a run sets; every other column takes its default (scalars: ``state_version`` 0...) or NULL.
 CREATE_COLUMNS = (
     "id",

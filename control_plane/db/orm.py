@@ -49,6 +49,19 @@ class Flow(Base):
     tags: Mapped[list[str]] = mapped_column(default=list)
 
 
+# A run's current state, denormalised on its row (flow runs and task runs alike), and the bookkeeping every accepted
+# transition maintains: what orchestration reads and writes besides the history.
+STATE_COLUMNS = ("state_type", "state_name", "state_timestamp", "state_message", "state_details", "state_data")
+RUN_BOOKKEEPING_COLUMNS = (
+    "state_version",
+    "run_count",
+    "start_time",
+    "end_time",
+    "total_run_time",
+    "expected_start_time",
+)
+
+
 class _RunMixin:
     """Columns shared by flow runs and task runs."""
 

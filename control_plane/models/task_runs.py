@@ -53,15 +53,8 @@ from orch.control_plane.schemas.states import (
 
 _TASK_RUNS = cast(sa.Table, orm.TaskRun.__table__)
 _C = _TASK_RUNS.c
-_RUN_FIELDS = (
-    "state_version",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "expected_start_time",
-)
-_STATE_COLUMNS = ("state_type", "state_name", "state_timestamp", "state_message", "state_details", "state_data")
+_RUN_FIELDS = orm.RUN_BOOKKEEPING_COLUMNS
+_STATE_COLUMNS = orm.STATE_COLUMNS
 _NO_STATE: dict[str, Any] = {
     "state_type": None,
     "state_name": None,
