@@ -109,9 +109,6 @@ def iso_utc(ts: float) -> str:
     return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
 
 
-_iso = iso_utc
-
-
 class State:
     """One state of a flow or task run.
 
@@ -222,7 +219,7 @@ class State:
             "type": self.type.value,
             "name": self.name,
             "message": self.message,
-            "timestamp": _iso(self._ts),
+            "timestamp": iso_utc(self._ts),
             "state_details": dict(self.details) if self.details else {},
             "data": self.data,
         }

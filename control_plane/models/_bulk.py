@@ -22,16 +22,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from orch.control_plane.db.types import Timestamp
+
 __all__ = ["DriverBulk", "driver_cursor"]
 
 _MISSING = object()
-
-
-def _is_timestamp(type_: sa.types.TypeEngine[Any]) -> bool:
-    """Whether values of ``type_`` are datetimes that every column of this type writes alike (see ``params``)."""
-    from orch.control_plane.db.types import Timestamp
-
-    return isinstance(type_, Timestamp)
 
 
 class DriverBulk:
@@ -56,7 +51,8 @@ class DriverBulk:
             type_ = compiled.binds[name].type
             processor = type_.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
-                processors.append((position, processor, _is_timestamp(type_)))
+                # Timestamp columns all write an instant alike: their values may share one formatting (``params``).
+                processors.append((position, processor, isinstance(type_, Timestamp)))
         self._processors = processors
 
     def params(self, rows: Iterable[dict[str, Any]], times: dict[Any, Any] | None = None) -> list[Sequence[Any]]:

@@ -330,39 +330,27 @@ def _orchestrate(
     if details is None:
         details = StateDetails() if type_ is StateType.SCHEDULED else _NO_DETAILS
     timestamp = proposed.get("timestamp") or now
+    name = proposed.get("name") or DEFAULT_NAMES[type_]
+    state: State
     if batch:
-        light = _BatchState(
-            type_,
-            proposed.get("name") or DEFAULT_NAMES[type_],
-            timestamp,
-            proposed.get("message"),
-            details,
-            proposed.get("data"),
-        )
-        ctx = OrchestrationContext(
-            kind="task_run", run=view, proposed=cast(State, light), now=timestamp if timestamp < now else now
-        )
-        propose(ctx, policy)
-        return ctx
-    # The proposal was validated with the request: build the State without validating (and copying) it again,
-    # as ``State.model_construct`` does, at a quarter of its cost (a test pins the result to a validated State).
-    state = _new_object(State)
-    _set_attribute(
-        state,
-        "__dict__",
-        {
+        state = cast(State, _BatchState(type_, name, timestamp, proposed.get("message"), details, proposed.get("data")))
+    else:
+        # The proposal was validated with the request: build the State without validating (and copying) it again,
+        # as ``State.model_construct`` does, at a quarter of its cost (a test pins the result to a validated State).
+        state = _new_object(State)
+        fields = {
             "id": None,
             "type": type_,
-            "name": proposed.get("name") or DEFAULT_NAMES[type_],
+            "name": name,
             "timestamp": timestamp,
             "message": proposed.get("message"),
             "state_details": details,
             "data": proposed.get("data"),
-        },
-    )
-    _set_attribute(state, "__pydantic_fields_set__", set(_STATE_FIELDS))
-    _set_attribute(state, "__pydantic_extra__", None)
-    _set_attribute(state, "__pydantic_private__", None)
+        }
+        _set_attribute(state, "__dict__", fields)
+        _set_attribute(state, "__pydantic_fields_set__", set(_STATE_FIELDS))
+        _set_attribute(state, "__pydantic_extra__", None)
+        _set_attribute(state, "__pydantic_private__", None)
     # Task-run times come from the client that ran the task (the batch arrives later): keep them, but never
     # later than the server's clock.
     ctx = OrchestrationContext(kind="task_run", run=view, proposed=state, now=timestamp if timestamp < now else now)
