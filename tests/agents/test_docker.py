@@ -32,7 +32,8 @@ def test_docker_launcher_runs_cancels_and_reports_pull_failures(
     markers = tmp_path / "markers"
     client: OrchClient = client_for(server_process.url, monkeypatch)
     project = write_project(tmp_path / "project", markers)
-    deployment = deploy(client, project, tmp_path / "bundles", image="example/flows:1", env={"GREETING": "hi"})
+    overrides = {"image": "example/flows:1", "env": {"GREETING": "hi"}, "network": "flows-net"}
+    deployment = deploy(client, project, tmp_path / "bundles", **overrides, volumes=["/srv/data:/data:ro"])
 
     with FakeDockerEngine(pullable={"example/flows:1"}) as engine:
         env = orch_env(orch_home, ORCH_API_URL=server_process.url, ORCH_DOCKER_HOST=engine.base_url)
@@ -59,6 +60,12 @@ def test_docker_launcher_runs_cancels_and_reports_pull_failures(
             (container,) = engine.containers.values()
             assert container.config["Labels"]["orch.flow-run-id"] == slow
             assert "GREETING=hi" in container.config["Env"]
+            host = container.config["HostConfig"]
+            assert (host["NetworkMode"], host["Binds"], host.get("AutoRemove", False)) == (
+                "flows-net",
+                ["/srv/data:/data:ro"],
+                False,
+            )
             assert not any(e.startswith("ORCH_HOME=") for e in container.config["Env"])
             client.set_flow_run_state(slow, StateCreate(type=StateType.CANCELLING))
             assert wait_for(lambda: _state(client, slow) == "CANCELLED", 60), agent.text()
@@ -72,6 +79,15 @@ def test_docker_launcher_runs_cancels_and_reports_pull_failures(
             message = client.read_flow_run(bad).state.message
             assert "could not pull image nosuch/img:2" in message
             assert "pull access denied" in message
+
+            # 4. A container that exits non-zero without the engine reporting (here: it cannot reach the API) makes
+            # the run Crashed with the exit code.
+            unreachable = {"image": "example/flows:1", "env": {"ORCH_API_URL": "http://127.0.0.1:9"}}
+            client.request("PATCH", f"/deployments/{deployment.id}", {"infra_overrides": unreachable})
+            (lost,) = create_runs(client, deployment.id, 1)
+            assert wait_for(lambda: _state(client, lost) == "CRASHED", 90), agent.text()
+            message = client.read_flow_run(lost).state.message
+            assert message == "The run's infrastructure stopped: the container exited with code 3"
             assert agent.terminate() == 0
     assert executions(markers) == {done: 1, slow: 1}
     client.close()
