@@ -36,13 +36,22 @@ def test_cancel_kills_the_engine_process_and_sigterm_leaves_launched_runs_runnin
     client = client_for(server_process.url, monkeypatch)
     markers = tmp_path / "markers"
     deployment = deploy(client, write_project(tmp_path / "project", markers), tmp_path / "bundles")
-    env = orch_env(orch_home, ORCH_API_URL=server_process.url)
+    # The engines inherit the agent's environment: heartbeat every second.
+    env = orch_env(orch_home, ORCH_API_URL=server_process.url, ORCH_HEARTBEAT_INTERVAL="1")
     with AgentProcess(["-q", "default", "--name", "canceller"], env, tmp_path / "agent.log") as agent:
         # 1. Cancel a running run: the agent kills its engine process and records Cancelled.
         (slow,) = create_runs(client, deployment.id, 1, parameters={"sleep": 120})
         assert wait_for(lambda: _state(client, slow) == "RUNNING", 60), agent.text()
         pid = int(client.read_flow_run(slow).infrastructure_pid)
         assert _alive(pid)
+        # The engine the agent launched sends heartbeats while the flow runs.
+        beats: set[Any] = set()
+
+        def two_heartbeats() -> bool:
+            beats.add(client.read_flow_run(slow).heartbeat_time)
+            return len(beats - {None}) >= 2
+
+        assert wait_for(two_heartbeats, 30), agent.text()
         cancel = subprocess.run(
             [sys.executable, "-m", "orch.cli", "flow-run", "cancel", slow],
             env=env,
