@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic_core import to_json
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
@@ -72,6 +73,14 @@ class Database:
         self.engine.dispose()
 
 
+def json_text(value: Any) -> str:
+    """JSON columns' text on SQLite: pydantic-core's serializer, compact, in about half of ``json.dumps``'s time,
+    which builds a new encoder on every call (every task run the SDK records writes its state history). It writes
+    what ``json.dumps`` writes for the JSON types (NaN and infinities as their JavaScript constants, non-string
+    keys as strings), UTF-8 instead of ``\\u`` escapes; a test compares both."""
+    return to_json(value).decode()
+
+
 def _create_engine(url: sa.URL, *, pool: str, pool_size: int) -> Engine:
     kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
@@ -79,6 +88,7 @@ def _create_engine(url: sa.URL, *, pool: str, pool_size: int) -> Engine:
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        kwargs["json_serializer"] = json_text
         if pool == "null":
             kwargs["poolclass"] = NullPool
         else:

@@ -46,9 +46,14 @@ def state_from_columns(row: Any) -> State | None:
     )
 
 
+# A state type's value as a plain ``str``: ``member.value`` is a Python-level property (this lookup hashes in C),
+# and JSON encoders take a slower path for ``str`` subclasses such as the member itself.
+STATE_TYPE_VALUES: dict[StateType, str] = {member: member.value for member in StateType}
+
+
 def state_columns(state: State) -> dict[str, Any]:
     return {
-        "state_type": state.type.value,
+        "state_type": STATE_TYPE_VALUES[state.type],
         "state_name": state.name,
         "state_timestamp": state.timestamp,
         "state_message": state.message,

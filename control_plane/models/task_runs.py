@@ -24,8 +24,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from orch.control_plane.db import orm
-from orch.control_plane.models._bulk import DriverBulk, driver_cursor
+from orch.control_plane.models._bulk import DriverBulk, Times, driver_cursor
 from orch.control_plane.models._common import (
+    STATE_TYPE_VALUES,
     details_json,
     keyset_page,
     state_columns,
@@ -40,7 +41,7 @@ from orch.control_plane.models.flow_runs import _state_filter
 from orch.control_plane.orchestration import OrchestrationContext, Policy, RunView, propose
 from orch.control_plane.orchestration.policies import CORE_TASK_POLICY, MINIMAL_POLICY
 from orch.control_plane.schemas import task_runs as schemas
-from orch.control_plane.schemas.base import now_utc
+from orch.control_plane.schemas.base import assume_utc, now_utc
 from orch.control_plane.schemas.filters import TaskRunFilter, TaskRunSort
 from orch.control_plane.schemas.states import (
     DEFAULT_NAMES,
@@ -50,6 +51,7 @@ from orch.control_plane.schemas.states import (
     StateDetails,
     StateType,
 )
+from orch.exceptions import InvalidInput
 
 _TASK_RUNS = cast(sa.Table, orm.TaskRun.__table__)
 _C = _TASK_RUNS.c
@@ -146,52 +148,61 @@ def _record_round(
     conn: sa.Connection, records: Sequence[schemas.TaskRunRecord], now: dt.datetime, result: schemas.TaskRunBatchResult
 ) -> None:
     ids = _known_ids(conn, [r["id"] for r in records])
-    existing = {row.id: row for row in conn.execute(_SELECT_SOME, {"ids": ids})} if ids else {}
-    known: dict[uuid.UUID, tuple[RunView, list[dict[str, Any]]]] = {}
-    new_rows: dict[uuid.UUID, dict[str, Any]] = {}
-    first_records: dict[uuid.UUID, schemas.TaskRunRecord] = {}
-    changed: set[uuid.UUID] = set()
+    # Keyed by the ids' integers: a UUID hashes in Python code, an int in C (a round looks each id up ~5 times).
+    existing = {row.id.int: row for row in conn.execute(_SELECT_SOME, {"ids": ids})} if ids else {}
+    known: dict[int, tuple[uuid.UUID, RunView, list[dict[str, Any]]]] = {}
+    new_rows: dict[int, dict[str, Any]] = {}
+    first_records: dict[int, schemas.TaskRunRecord] = {}
+    changed: set[int] = set()
     # The states' times as SQLite text, noted while their history entries are formatted (see ``_entry``).
-    times: dict[dt.datetime, str] | None = {} if conn.dialect.name == "sqlite" else None
+    times: Times | None = {} if conn.dialect.name == "sqlite" else None
     rejected = result.rejected
     accepted = 0
     for record in records:
         run_id = record["id"]
-        run = known.get(run_id)
-        if run is None:
-            row = existing.get(run_id)
+        key = run_id.int
+        first = False
+        run = known.get(key)
+        if run is not None:
+            view, history = run[1], run[2]
+        else:
+            row = existing.get(key)
             if row is not None:
-                run = known[run_id] = (_view(row), list(row.state_history))
-            elif run_id in new_rows:  # the batch carries this new run twice
-                run = (_view_of_new_row(new_rows[run_id]), new_rows[run_id]["state_history"])
+                view, history = _view(row), list(row.state_history)
+                known[key] = (run_id, view, history)
+            elif key in new_rows:  # the batch carries this new run twice
+                view, history = _view_of_new_row(new_rows[key]), new_rows[key]["state_history"]
+                first = True
             else:
-                run = (RunView(state=None), [])
-                first_records[run_id] = record
-        view, history = run
+                view, history = RunView(state=None), []
+                first_records[key] = record
+                first = True
         states = record.get("states") or ()
         skip = _already_recorded(history, record.get("state_offset"), states)
-        accepted += skip
+        written = len(history)
         for proposed in states[skip:] if skip else states:
             ctx = _orchestrate(view, proposed, now, CORE_TASK_POLICY, batch=True)
             if not ctx.writes:
                 rejected.append({"id": str(run_id), "state": ctx.proposed.type.value, "reason": ctx.reason})
                 break
             history.append(_entry(ctx.proposed, times))
-            accepted += 1
-            changed.add(run_id)
+        accepted += skip + len(history) - written
         # The SDK counts attempts itself (a task retried in-process re-enters Running under one task run).
         run_count = record.get("run_count", 0)
+        grew = len(history) > written
         if run_count > view.run_count:
             view.run_count = run_count
-            changed.add(run_id)
-        if run_id in first_records:
+            grew = True
+        if first:
             # A new run's row is built now and its orchestration objects dropped: objects that outlive the loop
             # are what the garbage collector keeps scanning while a large batch is processed.
-            new_rows[run_id] = _new_row(first_records[run_id], view, history)
+            new_rows[key] = _new_row(first_records[key], view, history)
+        elif grew:
+            changed.add(key)
     # Core executemany: the ORM's unit-of-work bookkeeping would cost more than the rows themselves.
     if new_rows:
         _insert(conn, new_rows.values(), now, times)
-    updates = [_update_row(run_id, *known[run_id], now) for run_id in changed if run_id in known]
+    updates = [_update_row(*known[key], now) for key in changed]
     if updates:
         conn.execute(_UPDATE_EXISTING, updates)
     result.accepted += accepted
@@ -236,9 +247,7 @@ _INSERTS: dict[tuple[str, ...], sa.Insert] = {}
 _DRIVER_INSERTS: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, ...], DriverBulk]] = weakref.WeakKeyDictionary()
 
 
-def _insert(
-    conn: sa.Connection, rows: Iterable[dict[str, Any]], now: dt.datetime, times: dict[dt.datetime, str] | None = None
-) -> None:
+def _insert(conn: sa.Connection, rows: Iterable[dict[str, Any]], now: dt.datetime, times: Times | None = None) -> None:
     """INSERT new rows: one executemany per combination of columns (usually one for a whole batch). ``times``: on
     SQLite, datetimes already formatted as the timestamp columns store them."""
     time_column = _C.created.type.dialect_impl(conn.dialect)
@@ -298,9 +307,13 @@ _set_attribute = object.__setattr__
 class _BatchState:
     """A proposed state of the task-run batch, as the rules and the bookkeeping read it: the attributes of
     ``State`` (a test runs both through the policy and compares), without pydantic's per-object machinery, which
-    cost more than the rules themselves. Never leaves the batch: answers carry real ``State`` objects."""
+    cost more than the rules themselves. Never leaves the batch: answers carry real ``State`` objects.
 
-    __slots__ = ("data", "id", "message", "name", "state_details", "timestamp", "type")
+    ``text`` is the time as the client sent it when that is already the stored form (``isoformat`` of a UTC time,
+    to the microsecond); it stands for ``timestamp`` as long as ``text_of`` is that same object (the rules may clamp
+    the time)."""
+
+    __slots__ = ("data", "id", "message", "name", "state_details", "text", "text_of", "timestamp", "type")
 
     def __init__(
         self,
@@ -310,6 +323,7 @@ class _BatchState:
         message: str | None,
         state_details: StateDetails,
         data: Any,
+        text: str | None,
     ) -> None:
         self.id = None
         self.type = type_
@@ -318,6 +332,36 @@ class _BatchState:
         self.message = message
         self.state_details = state_details
         self.data = data
+        self.text = text
+        self.text_of = timestamp
+
+
+_parse_time = dt.datetime.fromisoformat
+
+
+def _state_time(raw: str | dt.datetime) -> tuple[dt.datetime, str | None]:
+    """A recorded state's time as an aware UTC datetime (naive means UTC, as everywhere in the API), and its text
+    when the client sent it in the stored form. Times arrive as the SDK's ISO text: parsed here, where they are
+    read, instead of by the validator (whose datetimes carry pydantic's own tzinfo, then converted one by one),
+    and kept as text so that the history does not format them again."""
+    text: str | None = None
+    if raw.__class__ is str:
+        try:
+            timestamp = _parse_time(raw)
+        except ValueError:
+            raise InvalidInput(f"state timestamp {raw[:50]!r} is not an ISO 8601 date and time") from None
+        # "YYYY-MM-DDTHH:MM:SS.ffffff+00:00": what ``isoformat(timespec="microseconds")`` writes for a UTC time.
+        if len(raw) == 32 and raw[10] == "T" and raw[19] == "." and raw[26:] == "+00:00":
+            text = raw
+    else:
+        timestamp = raw  # type: ignore[assignment]
+    if timestamp.tzinfo is not dt.UTC:
+        try:
+            timestamp = assume_utc(timestamp)
+        except ValueError as exc:
+            raise InvalidInput(f"state timestamp {timestamp.isoformat()}: {exc}") from None
+        text = None
+    return timestamp, text
 
 
 def _orchestrate(
@@ -329,11 +373,17 @@ def _orchestrate(
     details = proposed.get("state_details")
     if details is None:
         details = StateDetails() if type_ is StateType.SCHEDULED else _NO_DETAILS
-    timestamp = proposed.get("timestamp") or now
+    raw = proposed.get("timestamp")
+    if raw is None:
+        timestamp, text = now, None
+    else:
+        timestamp, text = _state_time(raw)
     name = proposed.get("name") or DEFAULT_NAMES[type_]
     state: State
     if batch:
-        state = cast(State, _BatchState(type_, name, timestamp, proposed.get("message"), details, proposed.get("data")))
+        state = cast(
+            State, _BatchState(type_, name, timestamp, proposed.get("message"), details, proposed.get("data"), text)
+        )
     else:
         # The proposal was validated with the request: build the State without validating (and copying) it again,
         # as ``State.model_construct`` does, at a quarter of its cost (a test pins the result to a validated State).
@@ -358,18 +408,21 @@ def _orchestrate(
     return ctx
 
 
-def _entry(state: State, times: dict[dt.datetime, str] | None = None) -> dict[str, Any]:
+def _entry(state: State, times: Times | None = None) -> dict[str, Any]:
     """A state as stored in ``state_history``: only the fields that are set. With ``times`` (SQLite), the state's
     time is also noted there as the timestamp columns store it, so that the run's times (which are its states'
     times) are not formatted a second time when the row is written."""
     timestamp = state.timestamp
-    text = timestamp.isoformat(timespec="microseconds")
+    if state.__class__ is _BatchState and state.text_of is timestamp and state.text is not None:
+        text = state.text
+    else:
+        text = timestamp.isoformat(timespec="microseconds")
     if times is not None and timestamp.tzinfo is dt.UTC:
         # "YYYY-MM-DDTHH:MM:SS.ffffff+00:00" -> "YYYY-MM-DD HH:MM:SS.ffffff", the Timestamp type's SQLite text
         # (tests compare it with the type's own formatting).
-        times[timestamp] = f"{text[:10]} {text[11:26]}"
+        times[id(timestamp)] = (timestamp, f"{text[:10]} {text[11:26]}")
     # Plain strings: json.dumps takes a slower path for str subclasses such as the StrEnum itself.
-    entry: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": text}
+    entry: dict[str, Any] = {"type": STATE_TYPE_VALUES[state.type], "name": state.name, "timestamp": text}
     if state.message is not None:
         entry["message"] = state.message
     if state.state_details is not _NO_DETAILS:
@@ -402,18 +455,21 @@ def _run_values(view: RunView) -> dict[str, Any]:
 
 def _new_row(record: schemas.TaskRunRecord, view: RunView, history: list[dict[str, Any]]) -> dict[str, Any]:
     """The INSERT parameters of a new run; the batch's time and empty JSON columns are left out (``_insert`` writes
-    them)."""
+    them), and so are the optional columns most runs leave NULL: SQLite's driver binds a ``None`` parameter through
+    its adapter lookup, two failed attribute lookups (and their exceptions) per value."""
     row = {
         "id": record["id"],
         "flow_run_id": record.get("flow_run_id"),
         "task_key": record["task_key"],
         "dynamic_key": record.get("dynamic_key", "0"),
         "name": record["name"],
-        "cache_key": record.get("cache_key"),
-        "cache_expiration": record.get("cache_expiration"),
         "state_history": history,
         **_run_values(view),
     }
+    for name in _OPTIONAL_COLUMNS:
+        value = record.get(name)
+        if value is not None:
+            row[name] = value
     tags = record.get("tags")
     if tags:
         row["tags"] = tags
@@ -424,7 +480,13 @@ def _new_row(record: schemas.TaskRunRecord, view: RunView, history: list[dict[st
         del row["state_details"]
     if row["state_data"] is None:
         del row["state_data"]
+    if row["state_message"] is None:
+        del row["state_message"]
     return row
+
+
+# Nullable columns without a default that a new run's row carries only when set (see ``_new_row``).
+_OPTIONAL_COLUMNS = ("cache_key", "cache_expiration")
 
 
 def _view_of_new_row(row: dict[str, Any]) -> RunView:
@@ -435,7 +497,7 @@ def _view_of_new_row(row: dict[str, Any]) -> RunView:
             type=row["state_type"],
             name=row["state_name"],
             timestamp=row["state_timestamp"],
-            message=row["state_message"],
+            message=row.get("state_message"),
             state_details=StateDetails.model_validate(row.get("state_details") or {}),
             data=row.get("state_data"),
         )

@@ -17,7 +17,7 @@ from orch.control_plane.schemas.states import (
 )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class RunView:
     """The orchestration-relevant fields of a run, detached from the database row.
 
@@ -37,9 +37,10 @@ class RunView:
     work_queue_name: str | None = None
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class OrchestrationContext:
-    """One proposal on its way through a policy."""
+    """One proposal on its way through a policy. Slotted, as is ``RunView``: the task-run batch builds three per
+    task run the SDK records."""
 
     kind: Literal["flow_run", "task_run"]
     run: RunView
@@ -53,7 +54,6 @@ class OrchestrationContext:
     delay_seconds: float | None = None
     # Set by a redirecting REJECT: the state the run goes to instead of the proposed one.
     redirected: bool = False
-    notes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def initial(self) -> State | None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from orch.control_plane.orchestration import rules as r
 from orch.control_plane.orchestration.context import OrchestrationContext
-from orch.control_plane.schemas.states import TERMINAL_STATES, StateType
+from orch.control_plane.schemas.states import TERMINAL_STATES, SetStateStatus, StateType
 
 
 class Policy:
@@ -67,18 +67,22 @@ def propose(ctx: OrchestrationContext, policy: Policy) -> None:
     """Run a proposal through ``policy`` and, if the run's state changes, update the run's bookkeeping."""
     # A client's clock may run ahead or behind: keep the history in the order things happened (never after the
     # server's clock, never before the state it follows).
-    if ctx.proposed.timestamp is None or ctx.proposed.timestamp > ctx.now:
-        ctx.proposed.timestamp = ctx.now
-    if ctx.initial is not None and ctx.proposed.timestamp < ctx.initial.timestamp:
-        ctx.proposed.timestamp = ctx.initial.timestamp
+    # (Attributes read once into locals: this runs for every state of every task run the SDK records.)
+    proposed, initial = ctx.proposed, ctx.run.state
+    timestamp = proposed.timestamp
+    if timestamp is None or timestamp > ctx.now:
+        proposed.timestamp = timestamp = ctx.now
+    if initial is not None and timestamp < initial.timestamp:
+        proposed.timestamp = initial.timestamp
     policy.evaluate(ctx)
-    if ctx.writes:
+    if ctx.status is SetStateStatus.ACCEPT or ctx.redirected:  # ``ctx.writes``, without the property call
         _bookkeeping(ctx)
 
 
 def _bookkeeping(ctx: OrchestrationContext) -> None:
     """Counters and timestamps every accepted transition maintains, whatever the policy."""
-    run, new, old = ctx.run, ctx.proposed, ctx.initial
+    run, new = ctx.run, ctx.proposed
+    old = run.state
     old_type = old.type if old else None
     if new.type is StateType.SCHEDULED and new.state_details.scheduled_time is None:
         new.state_details.scheduled_time = ctx.now

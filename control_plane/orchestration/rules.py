@@ -26,7 +26,10 @@ class Rule:
     TO_STATES: ClassVar[frozenset[StateType | None]] = ALL
 
     def matches(self, ctx: OrchestrationContext) -> bool:
-        return ctx.initial_type in self.FROM_STATES and ctx.proposed.type in self.TO_STATES
+        initial = ctx.run.state  # ``ctx.initial_type``, without the property calls (every recorded state)
+        return (
+            initial.type if initial is not None else None
+        ) in self.FROM_STATES and ctx.proposed.type in self.TO_STATES
 
     def apply(self, ctx: OrchestrationContext) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

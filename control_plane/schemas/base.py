@@ -14,7 +14,7 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _assume_utc(value: dt.datetime) -> dt.datetime:
+def assume_utc(value: dt.datetime) -> dt.datetime:
     """Timestamps without an offset are read as UTC (what most clients mean by them); all are kept in UTC."""
     tz = value.tzinfo
     if tz is dt.UTC:  # what the parser gives for "Z" and "+00:00": most timestamps, on every batch of task runs
@@ -28,7 +28,7 @@ def _assume_utc(value: dt.datetime) -> dt.datetime:
 
 
 # Every timestamp of the API: aware, UTC when the client gave no offset.
-UtcDateTime = Annotated[dt.datetime, AfterValidator(_assume_utc)]
+UtcDateTime = Annotated[dt.datetime, AfterValidator(assume_utc)]
 
 
 class OrchModel(BaseModel):

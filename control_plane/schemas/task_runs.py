@@ -8,10 +8,11 @@ fields refused), but without building a model object per task run and per state,
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import ConfigDict, Field, TypeAdapter, with_config
+from pydantic import ConfigDict, Field, TypeAdapter, WithJsonSchema, with_config
 
 # pydantic needs typing_extensions' TypedDict before Python 3.12.
 from typing_extensions import TypedDict
@@ -35,18 +36,27 @@ class TaskRunCreate(OrchModel):
     state: StateCreate | None = None
 
 
-# ``use_enum_values``: the type is validated against ``StateType`` but kept as its plain string. A dict holding an
-# enum member is a container the garbage collector tracks; with plain strings (and a datetime) it is not, and a
-# batch's thousands of states then cost the collector nothing while the batch is processed.
-@with_config(ConfigDict(extra="forbid", use_enum_values=True))
+# A recorded state's type: one of ``StateType``'s values (a test pins them equal), kept as its plain string. A dict
+# holding an enum member is a container the garbage collector tracks; with plain strings it is not, and a batch's
+# thousands of states then cost the collector nothing while the batch is processed. A ``Literal`` is checked
+# inside pydantic-core; an enum with ``use_enum_values`` would read each member's ``.value``, a Python property.
+StateTypeValue = Literal[
+    "SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED", "PAUSED", "CANCELLING"
+]
+_TIMESTAMP_SCHEMA = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}], "title": "Timestamp"}
+
+
+@with_config(ConfigDict(extra="forbid"))
 class RecordedState(TypedDict):
     """A state of a ``TaskRunRecord`` (the fields of ``StateCreate``; the server fills in a missing timestamp).
     ``type`` holds the ``StateType``'s value (``StateType`` is a ``str`` enum: members compare equal to it)."""
 
-    type: StateType
+    type: StateTypeValue
     name: NotRequired[Annotated[str | None, Field(max_length=100)]]
     message: NotRequired[Annotated[str | None, Field(max_length=20_000)]]
-    timestamp: NotRequired[UtcDateTime | None]
+    # ISO 8601 text (or a datetime, from Python callers): the model parses it when it reads it, and refuses what is
+    # not a date and time with a 422 (naive means UTC, as everywhere in the API). See ``models.task_runs``.
+    timestamp: NotRequired[Annotated[str | dt.datetime | None, WithJsonSchema(_TIMESTAMP_SCHEMA)]]
     state_details: NotRequired[StateDetails]
     data: NotRequired[Any]
 
@@ -91,7 +101,7 @@ TASK_RUN_BATCH: TypeAdapter[TaskRunBatch] = TypeAdapter(TaskRunBatch)
 def recorded_state(state: StateCreate) -> RecordedState:
     """A validated ``StateCreate`` as a batch entry's state (single create and ``set_state`` share the batch path)."""
     return {
-        "type": state.type,
+        "type": state.type.value,
         "name": state.name,
         "message": state.message,
         "timestamp": state.timestamp,

@@ -109,13 +109,20 @@ def test_driver_rows_equal_sqlalchemy_rows_on_random_values(sqlite_db: Any) -> N
     assert _stored(sqlite_db, [r["id"] for r in rows]) == _stored(sqlite_db, [t["id"] for t in twins])
 
 
+# A server clock later than any time the test draws (the model never keeps a time later than its clock).
+_NEVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+
 def test_times_noted_by_history_entries_are_the_column_text() -> None:
     """``_entry`` notes each UTC state time as SQLite text for the row's time columns: it must be exactly what the
     ``Timestamp`` type writes (microseconds or not, any year)."""
     from sqlalchemy.dialects import sqlite
 
     from orch.control_plane.db.types import Timestamp
-    from orch.control_plane.models.task_runs import _entry
+    from orch.control_plane.models._bulk import Times
+    from orch.control_plane.models.task_runs import _entry, _orchestrate
+    from orch.control_plane.orchestration import RunView
+    from orch.control_plane.orchestration.policies import CORE_TASK_POLICY
     from orch.control_plane.schemas.states import State, StateType
 
     process = Timestamp().bind_processor(sqlite.dialect())
@@ -124,13 +131,21 @@ def test_times_noted_by_history_entries_are_the_column_text() -> None:
         value = _time(rng) or dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
         state = State(type=StateType.RUNNING, name="Running", timestamp=value)
         assert state.timestamp.tzinfo is dt.UTC  # the schema keeps every time in UTC
-        times: dict[dt.datetime, str] = {}
+        times: Times = {}
         entry = _entry(state, times)
         assert dt.datetime.fromisoformat(entry["timestamp"]) == value
-        assert times == {value: process(value)}
+        assert times == {id(state.timestamp): (state.timestamp, process(value))}
+        # The batch's states keep the client's text when it is already the stored form: the same entry and text.
+        text = state.timestamp.isoformat(timespec="microseconds")
+        for sent in (text, value.isoformat(), value):
+            proposed: Any = {"type": "RUNNING", "timestamp": sent}
+            batch_state = _orchestrate(RunView(state=None), proposed, _NEVER, CORE_TASK_POLICY, batch=True).proposed
+            noted_too: Times = {}
+            assert _entry(batch_state, noted_too)["timestamp"] == text
+            assert list(noted_too.values()) == [(batch_state.timestamp, process(value))]
         # A time in another zone (only possible without validation) is not noted: the type formats it itself.
         other = State.model_construct(type=StateType.RUNNING, name="Running", timestamp=value.astimezone(_ZONES[1]))
-        noted: dict[dt.datetime, str] = {}
+        noted: Times = {}
         _entry(other, noted)
         assert noted == {}
 

@@ -1,15 +1,22 @@
 """``Timestamp`` on SQLite: the one-step text formatting writes exactly what SQLAlchemy's own path writes, so rows
-written before and after compare and sort alike; naive datetimes are refused on both paths."""
+written before and after compare and sort alike; naive datetimes are refused on both paths. JSON columns on SQLite:
+``json_text`` writes the same JSON values as ``json.dumps`` (rows written before and after read back alike)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import random
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
+from orch.control_plane.db.engine import get_database, json_text
 from orch.control_plane.db.types import Timestamp
 
 pytestmark = pytest.mark.unit
@@ -53,3 +60,37 @@ def test_round_trip_through_sqlite_keeps_the_instant() -> None:
         read = conn.execute(sa.select(table.c.at)).scalar_one()
     assert stored == "2026-03-08 07:30:00.000123"
     assert read == value and read.tzinfo is dt.UTC
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_json_text_reads_back_as_json_dumps_does(value: Any) -> None:
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+
+
+def test_json_text_writes_what_json_dumps_writes_for_the_edge_cases() -> None:
+    value = {"inf": math.inf, "-inf": -math.inf, "int keys": {1: "one"}, "tuple": (1, 2), "text": "é\u2028\x00"}
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+    nan = json.loads(json_text([math.nan]))[0]
+    assert math.isnan(nan)
+    assert json_text([]) == "[]" and json_text({}) == "{}" and json_text(None) == "null"  # see task_runs._EMPTY_JSON
+
+
+def test_sqlite_json_columns_are_written_with_json_text(tmp_path: Any) -> None:
+    """The SQLite engine writes JSON columns with ``json_text``, and SQLite's JSON functions read them."""
+    db = get_database(f"sqlite:///{tmp_path / 'orch.db'}")
+    table = sa.Table("t", sa.MetaData(), sa.Column("doc", sa.JSON()))
+    with db.engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), [{"doc": {"tags": ["a", "é"], "n": 1.5}}])
+        raw = conn.execute(sa.text("SELECT doc FROM t")).scalar_one()
+        assert raw == json_text({"tags": ["a", "é"], "n": 1.5})
+        found = conn.execute(sa.text("SELECT value FROM t, json_each(t.doc, '$.tags') ORDER BY value")).scalars()
+        assert list(found) == ["a", "é"]
+        assert conn.execute(sa.select(table.c.doc)).scalar_one() == {"tags": ["a", "é"], "n": 1.5}

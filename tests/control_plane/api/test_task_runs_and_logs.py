@@ -295,3 +295,47 @@ def test_log_batch_limit_and_bad_logs(api: httpx.Client) -> None:
     assert unknown.status_code == 422, unknown.text
     assert api.post("/logs/", json={"not": "a list"}).status_code == 422
     assert api.post("/logs/", json=[]).status_code == 201
+
+
+def test_batch_state_times_are_stored_in_utc(api: httpx.Client) -> None:
+    """A naive state time means UTC; an offset is converted (the batch validates them as any datetime and the model
+    makes them UTC)."""
+    run = create_flow_run(api, state=state("RUNNING"))
+    tid = str(uuid.uuid4())
+    states = [
+        {"type": "PENDING", "timestamp": "2026-01-01T00:00:00"},
+        {"type": "RUNNING", "timestamp": "2026-01-01T02:00:01+02:00"},
+        {"type": "COMPLETED", "timestamp": "2025-12-31T19:00:02-05:00"},
+    ]
+    assert record_task_runs(api, [task_run_record(run["id"], id=tid, states=states)]) == {
+        "accepted": 3,
+        "rejected": [],
+    }
+    history = api.get(f"/task_runs/{tid}/states").json()
+    assert [dt.datetime.fromisoformat(s["timestamp"]) for s in history] == [
+        T0 + dt.timedelta(seconds=i) for i in range(3)
+    ]
+    assert all(s["timestamp"].endswith(("+00:00", "Z")) for s in history)
+    row = api.get(f"/task_runs/{tid}").json()
+    assert dt.datetime.fromisoformat(row["start_time"]) == T0 + dt.timedelta(seconds=1)
+    assert dt.datetime.fromisoformat(row["end_time"]) == T0 + dt.timedelta(seconds=2)
+
+
+def test_batch_with_a_time_out_of_range_in_utc_is_422_and_writes_nothing(api: httpx.Client) -> None:
+    run = create_flow_run(api, state=state("RUNNING"))
+    fine, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    response = api.post(
+        "/task_runs/batch",
+        json={
+            "task_runs": [
+                task_run_record(run["id"], id=fine, states=[state("RUNNING")]),
+                task_run_record(
+                    run["id"], id=bad, states=[{"type": "RUNNING", "timestamp": "0001-01-01T00:30:00+01:00"}]
+                ),
+            ]
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert "0001-01-01" in response.json()["detail"]
+    assert api.get(f"/task_runs/{fine}").status_code == 404
+    assert api.get(f"/task_runs/{bad}").status_code == 404
