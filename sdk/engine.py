@@ -49,8 +49,15 @@ def execute(flow_run_id: uuid.UUID | str) -> int:
     from orch.client import get_client
     from orch.exceptions import OrchError
 
-    client = get_client()
     run_id = uuid.UUID(str(flow_run_id))
+    # The flow's code sees its run id in the environment, however the engine was started (user code reads it).
+    os.environ["ORCH_FLOW_RUN_ID"] = str(run_id)
+    try:
+        client = get_client()
+    except OrchError as exc:
+        # Bad settings (e.g. an API URL that is not http): nothing can be reported to a server, so say it here.
+        print(f"orch engine: {exc}", file=sys.stderr)
+        return EXIT_CRASHED
     try:
         run = client.read_flow_run(run_id)
         if run.deployment_id is None:
@@ -180,9 +187,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     code = execute(run_id)
     try:
-        from orch._engine.recorder import get_recorder
+        from orch._engine.recorder import existing_recorder
 
-        get_recorder().flush()
+        recorder = existing_recorder()
+        if recorder is not None:
+            recorder.flush()
     except Exception:
         logger.warning("could not flush the last records", exc_info=True)
     sys.exit(code)

@@ -495,6 +495,11 @@ def get_recorder() -> Recorder:
     return recorder
 
 
+def existing_recorder() -> Recorder | None:
+    """The process's recorder if one was made (``get_recorder`` would make one, and its client)."""
+    return _recorder
+
+
 def set_recorder(recorder: Recorder | None) -> Recorder | None:
     """Swap the process-wide recorder (``orch.testing`` uses this); returns the previous one."""
     global _recorder

@@ -23,9 +23,12 @@ from tests.conftest import ServerProcess, orch_env
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _run(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
-    # The run id in the environment too, as every launcher sets it (the ``mark`` flow reads it).
-    run_env = {**env, "ORCH_FLOW_RUN_ID": command[-1]}
+def _run(env: dict[str, str], *command: str, run_id_env: bool = True) -> subprocess.CompletedProcess[str]:
+    # The run id in the environment too, as every launcher sets it (the ``mark`` flow reads it); without it, the
+    # engine must set it itself.
+    run_env = {name: value for name, value in env.items() if name != "ORCH_FLOW_RUN_ID"}
+    if run_id_env:
+        run_env["ORCH_FLOW_RUN_ID"] = command[-1]
     return subprocess.run(
         [sys.executable, *command], env=run_env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -47,10 +50,11 @@ def test_engine_exit_codes_tell_success_from_failure_from_crash(
     (ok, ok_cli) = create_runs(client, deployment.id, 2)
     (bad, bad_cli) = create_runs(client, deployment.id, 2, parameters={"fail": True})
 
-    done = _run(env, "-m", "orch.engine", ok)
+    # Started by hand, without the run id in the environment: the flow still finds it there.
+    done = _run(env, "-m", "orch.engine", ok, run_id_env=False)
     assert done.returncode == EXIT_COMPLETED, done.stderr
     assert _state(client, ok).type.value == "COMPLETED"
-    done = _run(env, "-m", "orch.cli", "flow-run", "execute", ok_cli)
+    done = _run(env, "-m", "orch.cli", "flow-run", "execute", ok_cli, run_id_env=False)
     assert done.returncode == EXIT_COMPLETED, done.stderr
     assert _state(client, ok_cli).type.value == "COMPLETED"
 
@@ -73,6 +77,14 @@ def test_engine_exit_codes_tell_success_from_failure_from_crash(
     assert state.message.startswith("The engine could not run the flow")
     assert "Traceback" not in crashed.stderr
     assert lost not in executions(markers)
+
+    # Bad settings: nothing can reach a server, so the engine says why in one line and exits as a crash.
+    (unsent,) = create_runs(client, deployment.id, 1)
+    misconfigured = _run(orch_env(engine_home, ORCH_API_URL="ftp://example.invalid"), "-m", "orch.engine", unsent)
+    assert misconfigured.returncode == EXIT_CRASHED, misconfigured.stderr
+    assert "Traceback" not in misconfigured.stderr
+    assert len(misconfigured.stderr.strip().splitlines()) == 1, misconfigured.stderr
+    assert unsent not in executions(markers)
 
     # A bad command line: exit 2, one line, the run untouched.
     for args in ([], ["not-a-uuid"], [ok, ok]):
