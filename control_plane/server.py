@@ -1,4 +1,9 @@
-"""``orch server start``: migrate the database, then serve the API (and UI) with uvicorn, services in the background."""
+"""``orch server start``: migrate the database, then serve the API (and UI) with uvicorn, services in the background.
+
+uvicorn serves HTTP with its httptools protocol, extended here so that a response goes out in one write
+(``OneWriteHttpProtocol``): uvicorn writes the status line and headers when the app starts the response and the
+body when it sends it, so every response was two ``write`` calls, two TCP segments, and two wake-ups of the client.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +31,6 @@ def prepare_database(settings: ServerSettings) -> None:
 
 def serve(settings: ServerSettings | None = None, *, log_level: str = "info") -> None:
     """Migrate, then serve until SIGTERM/SIGINT; a graceful stop exits with status 0."""
-    import uvicorn
-
     from orch.control_plane.api.app import create_app
 
     settings = settings or get_settings()
@@ -36,8 +39,21 @@ def serve(settings: ServerSettings | None = None, *, log_level: str = "info") ->
         _serve_workers(settings, log_level=log_level)
         return
     app = create_app(settings, run_services=settings.services_enabled)
-    config = uvicorn.Config(app, host=settings.server_host, port=settings.server_port, log_level=log_level)
-    _graceful_server(config).run()
+    _graceful_server(uvicorn_config(app, settings, log_level=log_level)).run()
+
+
+def uvicorn_config(app: Any, settings: ServerSettings, *, log_level: str, **options: Any) -> Any:
+    """uvicorn's configuration for serving ``app`` (the app, or an import string with ``options``)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.server_host,
+        port=settings.server_port,
+        log_level=log_level,
+        http=HTTP_PROTOCOL,
+        **options,
+    )
 
 
 def worker_app() -> Any:
@@ -57,7 +73,6 @@ def _serve_workers(settings: ServerSettings, *, log_level: str) -> None:
     """
     import os
 
-    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     # The host matters to the workers' app itself: a non-loopback bind turns authentication on.
@@ -65,13 +80,12 @@ def _serve_workers(settings: ServerSettings, *, log_level: str) -> None:
         value = getattr(settings, name)
         if value is not None:
             os.environ[f"ORCH_{name.upper()}"] = str(value)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         "orch.control_plane.server:worker_app",
-        factory=True,
-        host=settings.server_host,
-        port=settings.server_port,
-        workers=settings.server_workers,
+        settings,
         log_level=log_level,
+        factory=True,
+        workers=settings.server_workers,
     )
     host, port = settings.server_host, settings.server_port
     with contextlib.ExitStack() as stack:
@@ -142,6 +156,100 @@ class _WorkerSocket:
 
     def __reduce__(self) -> tuple[Any, tuple[str, int]]:
         return _reuse_port_socket, (self.host, self.port)
+
+
+# uvicorn imports the protocol by name (in each worker too); the class is built on first access (``__getattr__``
+# below), so that importing this module does not import uvicorn.
+HTTP_PROTOCOL = "orch.control_plane.server:OneWriteHttpProtocol"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OneWriteHttpProtocol":
+        cls = _one_write_protocol_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _one_write_protocol_class() -> type:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class OneWriteHttpProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol, whose response cycles write through a ``_HeldHead``: the status line and
+        headers go out with the start of the body, in one write (see ``_HeldHead`` for when they go out alone)."""
+
+        def on_headers_complete(self) -> None:
+            previous = self.cycle
+            super().on_headers_complete()
+            if self.cycle is not previous:  # a new request's cycle (an upgrade to WebSocket makes none)
+                _HeldHead.install(self.cycle, self.transport, self.loop)
+
+    return OneWriteHttpProtocol
+
+
+class _HeldHead:
+    """The transport as one request's response cycle sees it: the cycle's first write (the status line and
+    headers, which uvicorn writes at ``http.response.start``) is held and joined to its next write (the body, or
+    its first chunk), so that a response sent in one piece is one ``write``.
+
+    Held bytes never wait past the current turn of the event loop, so holding them is always safe: a streaming
+    response whose first chunk comes later has its headers sent on their own at the end of this turn, as before;
+    they also go out before a close (an app that fails mid-response) and when the response completes without a
+    body write (``HEAD``, an empty ``204``). The one write that may come before the headers, an interim
+    ``100 Continue``, is then the one held, until the end of the turn.
+
+    Nothing here refers back to the cycle, so a finished request leaves no reference cycle for the garbage
+    collector.
+    """
+
+    __slots__ = ("_first", "_head", "_loop", "_on_response", "_transport")
+
+    def __init__(self, transport: Any, on_response: Any, loop: Any) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._on_response = on_response
+        self._head: bytes | None = None
+        self._first = True
+
+    @classmethod
+    def install(cls, cycle: Any, transport: Any, loop: Any) -> None:
+        held = cls(transport, cycle.on_response, loop)
+        cycle.transport = held
+        cycle.on_response = held.response_complete
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        head = self._head
+        if head is not None:
+            self._head = None
+            data = head + data
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self._transport.is_closing():  # the client went away: nothing to send it to
+                self._transport.write(head)
+
+    def response_complete(self) -> None:
+        self.flush()
+        self._on_response()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else a cycle may ask of its transport (uvicorn asks only the three above today).
+        return getattr(self._transport, name)
 
 
 def _run_services(settings: ServerSettings, stop: threading.Event) -> None:
