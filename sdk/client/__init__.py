@@ -17,10 +17,11 @@ Each endpoint's request and parsing is defined once in ``_api.py``; ``OrchClient
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -40,6 +41,9 @@ from orch.control_plane.schemas.logs import Log, LogPage
 from orch.control_plane.schemas.states import OrchestrationResult, State, StateCreate
 from orch.control_plane.schemas.task_runs import TaskRun
 from orch.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from orch.client._embedded import EmbeddedCaller
 
 __all__ = ["AsyncOrchClient", "OrchClient", "get_async_client", "get_client", "reset_clients"]
 
@@ -74,6 +78,11 @@ def _request_body(call: Call[Any]) -> dict[str, Any]:
     return {"params": call.params, "json": call.json}
 
 
+def _json_body(data: Any) -> bytes:
+    """A request's JSON body, encoded as httpx encodes ``json=``."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
 def _version() -> str:
     from orch import __version__
 
@@ -86,12 +95,18 @@ class OrchClient:
     def __init__(self, settings: Settings | None = None, *, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings or get_settings()
         self.embedded = self.settings.api_url is None
-        if transport is None and self.embedded:
-            from orch.client._embedded import EmbeddedTransport, embedded_app
-
-            transport = EmbeddedTransport(embedded_app(self.settings.home))
         self.api_url = self.settings.api_url or EMBEDDED_BASE_URL
-        self._http = httpx.Client(transport=transport, **_client_kwargs(self.settings))
+        kwargs = _client_kwargs(self.settings)
+        # Embedded: requests go straight to the in-process app (see ``EmbeddedCaller``); ``_http`` is then only a
+        # fallback nobody uses on the hot paths.
+        self._caller: EmbeddedCaller | None = None
+        if transport is None and self.embedded:
+            from orch.client._embedded import EmbeddedCaller, EmbeddedTransport, embedded_app
+
+            app = embedded_app(self.settings.home)
+            self._caller = EmbeddedCaller(app, kwargs["base_url"], kwargs["headers"])
+            transport = EmbeddedTransport(app)
+        self._http = httpx.Client(transport=transport, **kwargs)
 
     def close(self) -> None:
         self._http.close()
@@ -103,6 +118,8 @@ class OrchClient:
         self.close()
 
     def _send(self, call: Call[T]) -> T:
+        if self._caller is not None:
+            return self._send_embedded(call, self._caller)
         for delay in (*RETRY_DELAYS, None):
             try:
                 response = self._http.request(call.method, call.path, **_request_body(call))
@@ -118,6 +135,21 @@ class OrchClient:
                 continue
             raise_for_status(response)
             return call.parse(response.json() if response.content else None)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _send_embedded(self, call: Call[T], caller: EmbeddedCaller) -> T:
+        """``_send`` in the embedded mode: the same request, answer and errors, through ``EmbeddedCaller``."""
+        body = call.content
+        if body is None and call.json is not None:
+            body = _json_body(call.json)
+        for delay in (*RETRY_DELAYS, None):
+            status, headers, content = caller.request(call.method, call.path, call.params, body)
+            if status in _RETRY_STATUSES and delay is not None:
+                time.sleep(delay)
+                continue
+            if status >= 400:
+                raise_for_status(httpx.Response(status, headers=headers, content=content))
+            return call.parse(json.loads(content) if content else None)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
