@@ -30,13 +30,13 @@ class AgentSettings(ProfileBackedSettings):
 
     # -- the agent loop ----------------------------------------------------------------------------------------------
     agent_sqs_wait_seconds: int = Field(
-        default=10,
+        default=20,
         ge=1,
         le=20,
-        description="SQS long-poll wait. On SIGTERM the agent waits for receives in flight (at most this long) so "
-        "that it can hand their messages back at once instead of leaving them hidden for the visibility timeout; "
-        "10 s keeps shutdown inside common stop timeouts (ECS 30 s) for about 260,000 empty receives a month per "
-        "queue (about $0.10).",
+        description="SQS long-poll wait (20 s, SQS's longest: the fewest empty receives, about 130,000 a month per "
+        "queue, $0.05). On SIGTERM the agent waits for receives in flight (at most this long) so that it can hand "
+        "their messages back at once instead of leaving them hidden for the visibility timeout: give it a stop "
+        "timeout above this (ECS's default 30 s is; for `docker stop` use `-t 25`), or lower it.",
     )
     agent_backoff_max: float = Field(
         default=30.0, gt=0, description="Longest pause between retries while the control plane or SQS is unreachable."

@@ -83,3 +83,12 @@ def test_settings_split_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -
     assert settings.ecs_security_groups == ["sg-1"]
     assert settings.agent_claim_delay == 1.5
     assert settings.docker_image.startswith("orch/orch:")
+
+
+def test_sqs_long_poll_waits_20_seconds_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's ``WaitTimeSeconds=20`` (SQS's longest long poll); more is refused, as SQS would refuse it."""
+    monkeypatch.delenv("ORCH_AGENT_SQS_WAIT_SECONDS", raising=False)
+    assert AgentSettings().agent_sqs_wait_seconds == 20
+    monkeypatch.setenv("ORCH_AGENT_SQS_WAIT_SECONDS", "21")
+    with pytest.raises(ValueError, match="20"):
+        AgentSettings()
