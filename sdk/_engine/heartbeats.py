@@ -20,10 +20,16 @@ INTERVAL = 10.0
 
 
 def _interval() -> float:
-    """``ORCH_HEARTBEAT_INTERVAL`` (default :data:`INTERVAL`); keep it well under the server's heartbeat timeout."""
+    """``ORCH_HEARTBEAT_INTERVAL`` (default :data:`INTERVAL`); keep it well under the server's heartbeat timeout.
+    Settings that became invalid since the runs started (the environment changed in-process) must not stop the
+    heartbeats of runs still going: the default is used, and the next wake-up reads them again."""
     from orch.settings import get_settings
 
-    return get_settings().heartbeat_interval
+    try:
+        return get_settings().heartbeat_interval
+    except Exception as exc:
+        logger.debug("Heartbeat interval: settings unreadable (%s); using %s s", exc, INTERVAL)
+        return INTERVAL
 
 
 _runs: dict[uuid.UUID, tuple[Any, threading.Event]] = {}
