@@ -12,6 +12,9 @@ and closed per request (the engine's overflow connections are, and a PostgreSQL 
 start). Connections are in autocommit mode; a caller that needs a transaction opens one
 (``conn.transaction()``). As with the engine, a connection idle for ``IDLE_PING_SECONDS`` is pinged before use and
 replaced if the ping fails, and one that comes back broken or inside a transaction (a cancelled request) is closed.
+
+Each pool also keeps ``recent``: rows its connections wrote last (``RecentRows``), for writes that can decide on
+what they wrote before instead of reading it again (the flow-run transitions of ``models.flow_runs``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 
@@ -30,6 +33,46 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 IDLE_PING_SECONDS = 10.0
+# ``RecentRows``: how many rows a pool remembers (~1.1 KB each, a flow run's view: ~2 MB per worker at most), and for
+# how long (a run's transitions mostly come seconds apart; a row older than this is read again).
+RECENT_ROWS = 2048
+RECENT_ROWS_SECONDS = 300.0
+
+
+class RecentRows:
+    """Rows as this event loop's connections last wrote them, keyed by the caller (a run's id): the least recently
+    written are dropped beyond ``size``, and a row older than ``max_age`` seconds is never handed out.
+
+    A remembered row is only a guess at the row's current content: any other writer (another worker, another
+    process, a person with ``psql``) may have changed it since. Callers use it only with a write that is
+    conditional on the row's version and fall back to reading the row when that write matches nothing. The age
+    limit keeps a version from being mistaken for a later one after PostgreSQL's 32-bit transaction ids wrap
+    around (billions of transactions later).
+    """
+
+    __slots__ = ("_rows", "max_age", "size")
+
+    def __init__(self, size: int = RECENT_ROWS, max_age: float = RECENT_ROWS_SECONDS) -> None:
+        self._rows: dict[object, tuple[dict[str, Any], float]] = {}
+        self.size = size
+        self.max_age = max_age
+
+    def take(self, key: object) -> dict[str, Any] | None:
+        """The row remembered for ``key``, forgotten here (the caller remembers what it writes next)."""
+        entry = self._rows.pop(key, None)
+        if entry is None or time.monotonic() - entry[1] >= self.max_age:
+            return None
+        return entry[0]
+
+    def put(self, key: object, row: dict[str, Any]) -> None:
+        rows = self._rows
+        rows.pop(key, None)  # re-inserted last: the dict's order is the order of the writes
+        rows[key] = (row, time.monotonic())
+        if len(rows) > self.size:
+            del rows[next(iter(rows))]
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 class AsyncPool:
@@ -41,6 +84,7 @@ class AsyncPool:
         self._idle: collections.deque[tuple[AsyncConnection, float]] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[AsyncConnection | None]] = collections.deque()
         self.opened = 0  # connections open or being opened (idle ones included)
+        self.recent = RecentRows()
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:

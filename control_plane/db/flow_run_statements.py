@@ -8,6 +8,12 @@ optimistic-concurrency check and the history stay one atomic step in one round t
 state is one statement as well on the async path (``insert_with_state_sql``): the run's row, already in that state,
 and its first history row. Values are converted as the ORM's column types do (``jsonb`` for JSON columns, UTC for
 timestamps); ``orch.control_plane.models.flow_runs`` decides what is written.
+
+The async path's statements also carry the row's version, PostgreSQL's ``xmin`` (the id of the transaction that
+wrote this version of the row: every ``UPDATE``, by any writer, makes a new version with a new ``xmin``). Its
+write applies only to the version it decided on (``versioned_write_sql``), and returns the row's new version: a
+worker that remembers the row it wrote can decide the run's next transition without reading it first, and the
+write tells it whether anything has changed the row since (see ``models.flow_runs.set_state_async``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ VIEW_COLUMNS = (
     "work_queue_name",
     "updated",
 )
+# The row version the async path reads and returns with a run's view (see the module's docstring).
+ROW_VERSION = "xmin"
 # What a transition writes.
 WRITE_COLUMNS = (*orm.STATE_COLUMNS, *orm.RUN_BOOKKEEPING_COLUMNS, "heartbeat_time", "updated")
 # What creating a run sets; every other column takes its default (scalars: ``state_version`` 0...) or NULL.
@@ -102,6 +110,16 @@ class PostgresStatements:
             f"WITH moved AS (UPDATE flow_runs SET {assignments}"  # noqa: S608
             f" WHERE id = %(run_id)s AND state_version = %(seen_version)s RETURNING id) {history} FROM moved"
         )
+        # The async path: the view with its row version, and the write conditional on that version (the state
+        # version too, which any transition changes), answering the row's new version (no row: nothing written).
+        view = f"{', '.join(VIEW_COLUMNS)}, xmin::text AS {ROW_VERSION}"
+        self.select_versioned_view = f"SELECT {view} FROM flow_runs WHERE id = %(run_id)s"  # noqa: S608
+        self.versioned_write_sql = (
+            f"WITH moved AS (UPDATE flow_runs SET {assignments}"  # noqa: S608
+            f" WHERE id = %(run_id)s AND state_version = %(seen_version)s AND xmin = %(seen_xmin)s::xid"
+            f" RETURNING xmin::text AS {ROW_VERSION}), history AS ({history} FROM moved)"
+            f" SELECT {ROW_VERSION} FROM moved"
+        )
         self.defaults = column_defaults()
         inserted = [*CREATE_COLUMNS, *self.defaults]
         self.insert_sql = (
@@ -112,8 +130,8 @@ class PostgresStatements:
         self.new_columns = list(dict.fromkeys([*CREATE_COLUMNS, *self.defaults, *WRITE_COLUMNS]))
         self.insert_with_state_sql = (
             f"WITH run AS (INSERT INTO flow_runs ({', '.join(self.new_columns)})"  # noqa: S608
-            f" VALUES ({', '.join(self._param(name) for name in self.new_columns)}) RETURNING {columns}),"
-            f" history AS ({history} FROM run) SELECT {columns} FROM run"
+            f" VALUES ({', '.join(self._param(name) for name in self.new_columns)})"
+            f" RETURNING {columns}, xmin::text AS {ROW_VERSION}), history AS ({history} FROM run) SELECT * FROM run"
         )
         self.queue_limit = "SELECT concurrency_limit FROM work_queues WHERE name = %(name)s FOR UPDATE"
         active = ", ".join(f"'{s.value}'" for s in ACTIVE_STATES)

@@ -26,10 +26,12 @@ from orch.control_plane.db.flow_run_statements import (
     INSERT_HISTORY,
     INSERT_RUN,
     PG,
+    ROW_VERSION,
     SELECT_ROW,
     SELECT_VIEW,
     UPDATE_STATE,
     VIEW_COLUMNS,
+    WRITE_COLUMNS,
 )
 from orch.control_plane.models import flows as flows_model
 from orch.control_plane.models._common import (
@@ -67,6 +69,8 @@ if TYPE_CHECKING:
     from orch.control_plane.db.engine import Database
 
 MAX_CONFLICT_RETRIES = 10
+# What the async path remembers of a run it wrote (``AsyncPool.recent``): what a read of the run answers.
+VERSIONED_VIEW_COLUMNS = (*VIEW_COLUMNS, ROW_VERSION)
 logger = logging.getLogger("orch.control_plane.flow_runs")
 
 
@@ -366,6 +370,16 @@ def _read_view(session: Session, run_id: uuid.UUID) -> Any:
 # commit as ``set_state`` and ``create_for_api`` do. Two things need no transaction around them: the read and the
 # write of a transition (the write is one statement, and it applies only to the run as read), and creating a run in
 # its first state (one statement). A claim in a work queue does: see ``_QueueUsageNeeded``.
+#
+# The write applies only to the version of the row that was decided on (PostgreSQL's ``xmin``, which every write of
+# the row changes, whoever makes it: a transition, a heartbeat, a PATCH, another worker, a person with psql), and
+# it answers the row's new version. Each event loop's pool remembers the run as written, at that version
+# (``AsyncPool.recent``; built from the decision, ``_written_view``: parsing the row back would cost as much as the
+# read it saves), so the run's next transition through this worker is decided on the remembered row without
+# reading it: if the row is still that version, the write applies and a transition took one round trip instead of
+# two; if anything wrote the row since, the write matches nothing and the transition reads the run and decides
+# again, as it would have without the memory. A refusal decided on a remembered row is never answered: it is
+# decided again on a fresh read (a refusal writes nothing, so nothing would have checked the row's version).
 
 
 class _QueueUsageNeeded(Exception):
@@ -403,18 +417,25 @@ async def set_state_async(
     """``set_state`` for the hot route on PostgreSQL; ``None`` when the run does not exist."""
     assert db.async_pg is not None
     policy = MINIMAL_POLICY if force else CORE_FLOW_POLICY
-    async with db.async_pg.connection() as conn:
-        for _ in range(MAX_CONFLICT_RETRIES):
-            row = await PG.fetch(conn, PG.select_view, {"run_id": run_id})
+    pool = db.async_pg.current()
+    remembered = pool.recent.take(run_id)
+    async with pool.connection() as conn:
+        row = remembered
+        for _ in range(MAX_CONFLICT_RETRIES + (remembered is not None)):
             if row is None:
-                return None
+                row = await PG.fetch(conn, PG.select_versioned_view, {"run_id": run_id})
+                if row is None:
+                    return None
             ctx, written = await _decide(conn, row, proposed, policy, functools.partial(_update, conn, run_id, row))
-            if not ctx.writes:
-                return _refused(ctx)
-            if written is not None:
+            if written is not None:  # (``{}``: written, but nothing to remember)
                 break
+            if not ctx.writes and row is not remembered:
+                return _refused(ctx)
+            row = None  # lost a race, or the remembered row has changed since (or refuses): read it and decide again
         else:
             return _busy(ctx)
+    if written:
+        pool.recent.put(run_id, written)
     if _moved(ctx, row):
         await _dispatch_after_commit(db, run_id)
     return ctx.result()
@@ -423,7 +444,8 @@ async def set_state_async(
 async def create_async(db: Database, data: schemas.FlowRunCreate) -> tuple[schemas.FlowRun, bool]:
     """``create_for_api`` for the hot route on PostgreSQL: (the run, created)."""
     assert db.async_pg is not None
-    async with db.async_pg.connection() as conn:
+    pool = db.async_pg.current()
+    async with pool.connection() as conn:
         if data.idempotency_key:
             existing = await PG.fetch(
                 conn, PG.select_row_by_key, {"flow_id": data.flow_id, "key": data.idempotency_key}
@@ -446,6 +468,8 @@ async def create_async(db: Database, data: schemas.FlowRunCreate) -> tuple[schem
         except _Twin as twin:
             return row_to_schema(twin.row), False
     assert written is not None
+    # The run's first transition is written: remember the run as written (its view), for its next one.
+    pool.recent.put(written["id"], {name: written[name] for name in VERSIONED_VIEW_COLUMNS})
     telemetry.count(telemetry.RUN_CREATED)
     if _moved(ctx, new):
         await _dispatch_after_commit(db, values["id"])
@@ -474,8 +498,34 @@ async def _decide(
 async def _update(
     conn: AsyncConnection, run_id: uuid.UUID, row: dict[str, Any], ctx: OrchestrationContext, when: dt.datetime
 ) -> dict[str, Any] | None:
+    """The conditional write of a transition decided on ``row``: ``None`` when the row is no longer the version
+    decided on; else the run's view as a read would now answer it (``{}`` when that cannot be told, see
+    ``_written_view``)."""
     params, history = _write_params(run_id, ctx.run, seen_version=row["state_version"], now=when)
-    return {} if await PG.execute(conn, PG.write_sql, PG.values(params, history)) == 1 else None
+    params["seen_xmin"] = row[ROW_VERSION]
+    version = await PG.scalar(conn, PG.versioned_write_sql, PG.values(params, history))
+    return None if version is None else _written_view(row, params, version)
+
+
+def _written_view(row: dict[str, Any], params: dict[str, Any], version: str) -> dict[str, Any]:
+    """The view a read of the run would answer right after the write of ``params`` to ``row``, at ``version``.
+
+    Built from what was decided and written, as PostgreSQL hands it back: the other columns of the view are the
+    row's, unchanged (the write applied to that very version); times are UTC, as ``_utc`` makes them. The state's
+    details are a dict of strings and booleans, which ``jsonb`` keeps as they are (it may order the keys otherwise:
+    a dict compares equal and the rules read it through ``StateDetails``). A state's ``data`` is any JSON, which
+    ``jsonb`` may change (key order, ``1e16`` read back as an integer): a run whose state carries data is not
+    remembered (``{}``), its next transition reads it. A test compares this view with a read after every write.
+    """
+    if params["state_data"] is not None:
+        return {}
+    view = {**row, ROW_VERSION: version}
+    for name in WRITE_COLUMNS:
+        value = params[name]
+        if isinstance(value, dt.datetime) and value.tzinfo is not dt.UTC:
+            value = value.astimezone(dt.UTC)
+        view[name] = value
+    return view
 
 
 async def _insert_in_state(

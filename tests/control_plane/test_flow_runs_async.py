@@ -2,7 +2,9 @@
 path (``create_for_api`` / ``set_state`` in a session) on a real PostgreSQL.
 
 - Both paths write the same rows: the run's columns and its history, for runs created with and without a state, in
-  a work queue, with parameters, tags and a retry policy, then driven to the end.
+  a work queue, with parameters, tags and a retry policy, then driven to the end; and the async path answers and
+  writes the same whether its pool remembers the runs it wrote (transitions decided without a read, see
+  ``test_flow_runs_remembered``) or not.
 - Many claims of one run on one event loop: one ACCEPT. Claims of many runs of a work queue with a concurrency
   limit, all at once: exactly the limit is accepted (the queue row lock).
 - Creates racing with one idempotency key: one run, and every answer names it.
@@ -114,7 +116,9 @@ def test_both_paths_write_the_same_rows(database: Any) -> None:
     ]
     then = [StateType.PENDING, StateType.RUNNING, StateType.FAILED, StateType.RUNNING, StateType.COMPLETED]
 
-    async def via_async(data: FlowRunCreate) -> tuple[uuid.UUID, list[str]]:
+    async def via_async(data: FlowRunCreate, remember: bool) -> tuple[uuid.UUID, list[str]]:
+        if not remember:
+            database.async_pg.current().recent.size = 0
         run, created = await flow_runs.create_async(database, data)
         assert created
         statuses = []
@@ -128,10 +132,12 @@ def test_both_paths_write_the_same_rows(database: Any) -> None:
         keyed = {"idempotency_key": "sync"} if "idempotency_key" in body else {}
         sync_id = _sync_create(database, FlowRunCreate(flow_id=flow_id, **{**body, **keyed}))
         sync_statuses = [_sync_set_state(database, sync_id, StateCreate(type=t)) for t in then]
-        keyed = {"idempotency_key": "async"} if "idempotency_key" in body else {}
-        async_id, async_statuses = asyncio.run(via_async(FlowRunCreate(flow_id=flow_id, **{**body, **keyed})))
-        assert async_statuses == sync_statuses, body
-        assert _stored(database, async_id) == _stored(database, sync_id), body
+        for remember in (True, False):
+            keyed = {"idempotency_key": f"async-{remember}"} if "idempotency_key" in body else {}
+            data = FlowRunCreate(flow_id=flow_id, **{**body, **keyed})
+            async_id, async_statuses = asyncio.run(via_async(data, remember))
+            assert async_statuses == sync_statuses, (body, remember)
+            assert _stored(database, async_id) == _stored(database, sync_id), (body, remember)
 
 
 def test_the_answer_to_create_is_the_stored_run(api: httpx.Client, database: Any) -> None:
