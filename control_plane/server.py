@@ -39,6 +39,7 @@ def serve(settings: ServerSettings | None = None, *, log_level: str = "info") ->
         _serve_workers(settings, log_level=log_level)
         return
     app = create_app(settings, run_services=settings.services_enabled)
+    settle_garbage_collector()
     _graceful_server(uvicorn_config(app, settings, log_level=log_level)).run()
 
 
@@ -60,7 +61,25 @@ def worker_app() -> Any:
     """The app of one worker process (``--workers N``): the API and UI, never the services loop."""
     from orch.control_plane.api.app import create_app
 
-    return create_app(get_settings(), run_services=False)
+    app = create_app(get_settings(), run_services=False)
+    settle_garbage_collector()
+    return app
+
+
+def settle_garbage_collector() -> None:
+    """Once the app is built, move everything alive into the collector's permanent generation (``gc.freeze``).
+
+    A worker holds ~134,000 tracked objects once its app is built (modules, classes, the app, SQLAlchemy and
+    pydantic machinery) that live as long as it does, and every full collection walked all of them: 65-120 ms at a
+    time on this project's reference machine, a stall for every request in flight, every few thousand requests.
+    Frozen, they are never walked again (full collections walk only what was made since).
+    Garbage made later is collected as before; only cycles among the objects frozen here, which are meant to live
+    as long as the process, would never be.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _serve_workers(settings: ServerSettings, *, log_level: str) -> None:
