@@ -9,7 +9,10 @@ transition through the orchestration rules; creation with a Scheduled state coun
 The clients speak HTTP/1.1 over keep-alive connections with a minimal asyncio client by default, so that the
 machine's two cores go to the server rather than to httpx (which spends ~1.9 ms CPU per request here); ``--client
 httpx`` uses httpx instead. The JSON reports CPU per transition for the server processes, PostgreSQL and the client,
-and each server process's CPU seconds (the parent first, then the workers: how evenly the work was spread).
+context switches per transition (each wake-up of a process: a round trip to PostgreSQL costs two, a response the
+client reads in two pieces one more), and each server process's CPU seconds (the parent first, then the workers:
+how evenly the work was spread). This VM's speed varies by up to 60% within minutes, so the JSON also gives a
+calibration loop (ms for 1M additions, before and after): compare figures only beside it, or interleave A/B runs.
 
 Also checks correctness: every run ends Completed with exactly 4 states and ``state_version`` 4 (no lost update,
 no deadlock).
@@ -116,6 +119,33 @@ def cpu_seconds(pids: list[int] | Callable[[], list[int]]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def context_switches(pids: list[int] | Callable[[], list[int]]) -> int:
+    """Voluntary + involuntary context switches of the processes' threads so far (from /proc)."""
+    total = 0
+    for pid in pids() if callable(pids) else pids:
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches" in line:
+                        total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):  # the process or thread has gone
+            continue
+    return total
+
+
+def calibration_ms() -> float:
+    """Milliseconds for a fixed pure-Python loop (median of 5): how fast the machine is right now."""
+
+    def loop() -> float:
+        start = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        return time.process_time() - start
+
+    return round(statistics.median(loop() for _ in range(5)) * 1000, 1)
+
+
 def process_tree(pid: int) -> list[int]:
     out = [pid]
     for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
@@ -155,6 +185,8 @@ async def drive(
 
     watch = watch or {}
     cpu_before = {name: cpu_seconds(pids) for name, pids in watch.items()}
+    switches_before = {name: context_switches(pids) for name, pids in watch.items()}
+    own_switches_before = context_switches([os.getpid()])
     # Each server process on its own: with --workers N, how evenly the connections (and the work) were spread.
     processes = [pid for pid in watch.get("server", []) if isinstance(pid, int)] if watch else []
     process_before = [cpu_seconds([pid]) for pid in processes]
@@ -167,6 +199,8 @@ async def drive(
         f"{name}_cpu_ms": (cpu_seconds(pids) - cpu_before[name]) * 1000 / transitions for name, pids in watch.items()
     }
     cpu_ms["client_cpu_ms"] = (time.process_time() - own_before) * 1000 / transitions
+    switches = {name: (context_switches(pids) - switches_before[name]) / transitions for name, pids in watch.items()}
+    switches["client"] = (context_switches([os.getpid()]) - own_switches_before) / transitions
     process_cpu = [round(cpu_seconds([pid]) - before, 2) for pid, before in zip(processes, process_before, strict=True)]
     # Verify: no lost update, nothing half done.
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
@@ -187,6 +221,7 @@ async def drive(
         "latency_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
         "inconsistent_runs_sampled": bad,
         "cpu_ms_per_transition": {k.removesuffix("_cpu_ms"): round(v, 3) for k, v in cpu_ms.items()},
+        "context_switches_per_transition": {k: round(v, 2) for k, v in switches.items()},
         "server_process_cpu_seconds": process_cpu,
         "client": client,
     }
@@ -237,11 +272,13 @@ def main() -> None:
     clients = args.clients or [1, 16]
     pg = _start_server() if "postgresql" in dbs else None
     try:
-        out = {
+        out: dict[str, Any] = {
             "benchmark": "api_throughput",
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "runs": [bench_db(db, args.runs, clients, args.workers, pg, args.client) for db in dbs],
+            "calibration_loop_ms_before": calibration_ms(),
         }
+        out["runs"] = [bench_db(db, args.runs, clients, args.workers, pg, args.client) for db in dbs]
+        out["calibration_loop_ms_after"] = calibration_ms()
     finally:
         if pg is not None:
             pg.stop()
