@@ -3,9 +3,10 @@
 
 LocalStack emulates the AWS services orch's control plane uses (SQS, S3, EventBridge rules, Secrets
 Manager...) as one HTTP server. There is no Docker engine here, so instead of the usual container we install
-`localstack-core` into its own venv (`localstack/.venv`) and run `python -m localstack.runtime.main` directly,
-with the environment that keeps it on loopback and offline (measured in shared/notes/aws-locally.md; every
-variable below was needed).
+`localstack-core` into its own venv (`localstack/.venv`) and run its entry point `localstack.runtime.main`
+directly (through a one-line bootstrap that gives S3 a folder of the instance's own, see RUNTIME_BOOTSTRAP), with
+the environment that keeps it on loopback and offline (measured in shared/notes/aws-locally.md; every variable
+below was needed).
 
 Commands (each prints one clear line and exits non-zero on failure):
 
@@ -239,9 +240,18 @@ class Instance:
     start_seconds: float
 
 
-# LocalStack's S3 keeps object data under this fixed path (provider.py: DEFAULT_S3_TMP_DIR), whatever
-# TMPDIR says, and shares it between all instances on the machine.
-S3_STORAGE_DIR = Path("/tmp/localstack-s3-storage")  # noqa: S108 (LocalStack's path, not one we choose)
+# LocalStack's S3 keeps object data under a fixed folder (provider.py: DEFAULT_S3_TMP_DIR =
+# "/tmp/localstack-s3-storage"), whatever TMPDIR says, and no setting moves it: two instances on one machine (two
+# test sessions, or pytest-xdist workers) would share it, and one's bucket deletion or clean-up would pull the other's
+# object files away. So LocalStack is started through this bootstrap, which points that module constant at a folder
+# of the instance's own state dir before the S3 provider is created, then runs LocalStack's usual entry point.
+# The command line still names `localstack.runtime.main`, which is how _is_localstack recognises the process.
+S3_DIR_VAR = "ORCH_LOCALSTACK_S3_DIR"
+RUNTIME_BOOTSTRAP = (
+    "import os, runpy; import localstack.services.s3.provider as s3; "
+    f"s3.DEFAULT_S3_TMP_DIR = os.environ['{S3_DIR_VAR}']; "
+    "runpy.run_module('localstack.runtime.main', run_name='__main__', alter_sys=True)"
+)
 
 
 def localstack_env(port: int, state_dir: Path, venv: Path = DEFAULT_VENV) -> dict[str, str]:
@@ -268,6 +278,8 @@ def localstack_env(port: int, state_dir: Path, venv: Path = DEFAULT_VENV) -> dic
             "FILESYSTEM_ROOT": str(state_dir / "fs"),
             # LocalStack deletes $TMPDIR/localstack on start and stop: it must be a folder of ours
             "TMPDIR": str(state_dir / "tmp"),
+            # S3's object data: this instance's own folder (see RUNTIME_BOOTSTRAP)
+            S3_DIR_VAR: str(state_dir / "s3"),
             "DNS_ADDRESS": "0",
             # otherwise shutdown hangs offline trying to flush analytics events
             "DISABLE_EVENTS": "1",
@@ -378,7 +390,7 @@ def start(
     if not python.exists():
         raise CtlError(f"LocalStack is not installed: run localstack/setup.sh first ({python} is missing)")
     state_dir.mkdir(parents=True, exist_ok=True)
-    for sub in ("fs", "tmp"):
+    for sub in ("fs", "tmp", "s3"):
         (state_dir / sub).mkdir(exist_ok=True)
     log_path = state_dir / LOG_NAME
     endpoint_url = f"http://127.0.0.1:{port}"
@@ -387,7 +399,7 @@ def start(
     with log_path.open("w") as log_file:
         # own session: the server outlives this command, and `stop` signals its whole process group
         proc = subprocess.Popen(
-            [str(python), "-m", "localstack.runtime.main"],
+            [str(python), "-c", RUNTIME_BOOTSTRAP],
             cwd=state_dir,
             env=localstack_env(port, state_dir, venv),
             stdin=subprocess.DEVNULL,
@@ -459,17 +471,8 @@ def _forget(state_dir: Path) -> None:
 
 def _clean(state_dir: Path) -> None:
     """Remove what LocalStack leaves behind: its temp folder and S3's object data (state is not persisted)."""
-    shutil.rmtree(state_dir / "tmp", ignore_errors=True)
-    if S3_STORAGE_DIR.exists() and not _other_localstack_running():
-        shutil.rmtree(S3_STORAGE_DIR, ignore_errors=True)
-
-
-def _other_localstack_running() -> bool:
-    """The S3 folder is shared by every LocalStack on the machine: it is ours to clean only when none runs."""
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and _is_localstack(int(proc.name)) and not _is_zombie(int(proc.name)):
-            return True
-    return False
+    for sub in ("tmp", "s3"):
+        shutil.rmtree(state_dir / sub, ignore_errors=True)
 
 
 def stop(state_dir: Path = DEFAULT_STATE_DIR, grace: float = 30.0) -> float | None:

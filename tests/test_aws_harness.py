@@ -263,6 +263,23 @@ def test_localstack_fixture_records_its_start_and_runs_on_loopback(localstack: L
         assert health["services"][service] in {"available", "running"}
 
 
+@pytest.mark.aws
+@pytest.mark.integration
+def test_localstack_keeps_s3_data_in_its_own_state_dir(localstack: LocalStackServer) -> None:
+    """LocalStack's S3 writes to a fixed /tmp folder of its own unless ctl.py moves it: with it moved, two
+    instances (two test sessions, or pytest-xdist workers) cannot touch each other's objects."""
+    s3 = localstack.client("s3")
+    bucket = unique("harness-own-dir")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"data")
+
+    assert (localstack.state_dir / "s3" / bucket).is_dir()
+    assert not (Path("/tmp/localstack-s3-storage") / bucket).exists()
+    s3.delete_object(Bucket=bucket, Key="k")
+    s3.delete_bucket(Bucket=bucket)
+    assert not (localstack.state_dir / "s3" / bucket).exists()
+
+
 # ------------------------------------------------------------------------------------------------------------
 # localstack/ctl.py as a command
 # ------------------------------------------------------------------------------------------------------------
