@@ -8,7 +8,6 @@ the harness starts itself (``tests/plugins/postgres.py``).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-pytest_plugins = ["tests.plugins.postgres", "tests.plugins.aws"]
+from tests.plugins.ports import free_port
+
+pytest_plugins = ["tests.plugins.parallel", "tests.plugins.postgres", "tests.plugins.aws"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ORCH_ENV_VARS = [name for name in os.environ if name.startswith("ORCH_")]
@@ -120,12 +121,6 @@ def client(app: Any) -> Iterator[Any]:
 
 
 # -- real processes ------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:

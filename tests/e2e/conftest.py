@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.timings import Timings
+from tests.plugins.parallel import hand_to_controller
 
 _reports: list[str] = []
 
@@ -18,6 +19,13 @@ def timings(request: pytest.FixtureRequest) -> Iterator[Timings]:
     recorded = Timings(request.node.name)
     yield recorded
     _reports.append(recorded.report())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # under pytest-xdist the controller prints the summary: hand the reports over (tests/plugins/parallel.py)
+    if hand_to_controller(session.config, _reports):
+        _reports.clear()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

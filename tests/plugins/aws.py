@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,9 @@ from typing import Any, NoReturn
 
 import boto3
 import pytest
+
+from tests.plugins.parallel import hand_to_controller
+from tests.plugins.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CTL_PATH = REPO_ROOT / "localstack" / "ctl.py"
@@ -122,14 +124,6 @@ class LocalStackServer(Emulator):
     log_path: Path = Path()
     resources: dict[str, Any] = field(default_factory=dict)
     start_seconds: float = 0.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def load_ctl() -> ModuleType:
@@ -268,7 +262,9 @@ def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackS
             start_seconds=instance.start_seconds,
         )
     finally:
-        stopped = ctl.stop(state_dir)
+        # LocalStack sometimes hangs in its shutdown (1 stop in 5 here, with or without xdist); its data is
+        # throwaway, so kill it after 15 s instead of ctl's default 30 s (a normal stop takes 3-10 s)
+        stopped = ctl.stop(state_dir, grace=15.0)
         if stopped is not None:
             _timings["LocalStack stop"] = stopped
 
@@ -301,7 +297,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def _summary() -> list[str]:
+    if not _timings:
+        return []
+    return ["aws emulators: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in _timings.items())]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # trylast: after the session fixtures' teardown, which records the stop times
+    hand_to_controller(session.config, _summary())
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _timings:
-        summary = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in _timings.items())
-        terminalreporter.write_line(f"aws emulators: {summary}")
+    for line in _summary():
+        terminalreporter.write_line(line)

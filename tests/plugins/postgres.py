@@ -10,10 +10,8 @@ TEMPLATE``), which takes a few tens of milliseconds instead of a migration per t
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,13 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.ports import free_port
+
 TEMPLATE_DB = "orch_template"
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PostgresServer:
