@@ -84,6 +84,11 @@ class Settings(ProfileBackedSettings):
         le=60,
         description="Seconds between a running flow's heartbeats (the server's default timeout is 90 s).",
     )
+    gc_freeze: bool = Field(
+        default=True,
+        description="While flows run, keep the objects that existed before out of full garbage collections "
+        "(orch._engine.gc_scope).",
+    )
     debug: bool = Field(default=False, description="Show tracebacks from the CLI.")
 
     @field_validator("api_url")

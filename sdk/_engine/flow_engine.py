@@ -31,6 +31,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from orch._engine import heartbeats
+from orch._engine.gc_scope import flow_heap_frozen
 from orch._engine.names import run_name
 from orch._engine.parameters import jsonable
 from orch._engine.recorder import TaskRunInfo, get_recorder
@@ -390,7 +391,13 @@ def drive(engine: FlowRunEngine, state: State) -> State:
     """Take a created (``Running``) run to its final state: body, server-decided retries, hooks, final flush.
 
     Shared by calls of a flow (``run_flow``) and runs adopted from a deployment; raises ``FlowRunAborted`` and
-    ``BaseException``s (after recording ``Crashed``)."""
+    ``BaseException``s (after recording ``Crashed``). The heap that existed before is frozen meanwhile
+    (``gc_scope``)."""
+    with flow_heap_frozen():
+        return _drive(engine, state)
+
+
+def _drive(engine: FlowRunEngine, state: State) -> State:
     heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
         while state.type is StateType.RUNNING:
@@ -436,6 +443,11 @@ async def _await_body(engine: FlowRunEngine) -> Any:
 
 async def drive_async(engine: FlowRunEngine, state: State) -> State:
     """``drive`` for an async flow (the body is awaited; waits do not block the event loop)."""
+    with flow_heap_frozen():
+        return await _drive_async(engine, state)
+
+
+async def _drive_async(engine: FlowRunEngine, state: State) -> State:
     heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
         while state.type is StateType.RUNNING:
