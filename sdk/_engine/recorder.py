@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from orch.states import State, iso_utc
+from orch.states import _DEFAULT_NAMES, State, iso_utc
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -106,7 +106,7 @@ class TaskRunInfo:
             "states": [],
         }
         if self.flow_run_id is not None:
-            record["flow_run_id"] = str(self.flow_run_id)
+            record["flow_run_id"] = _flow_run_text(self.flow_run_id)
         if self.tags:
             record["tags"] = list(self.tags)
         if self.task_inputs:
@@ -122,6 +122,20 @@ class TaskRunInfo:
             record["cache_key"] = self.cache_key
         if self.cache_expiration is not None:
             record["cache_expiration"] = self.cache_expiration.isoformat()
+
+
+# The flow run id last written as text, and its text: one tuple, replaced whole (threads never see a mismatch). All
+# task runs of a flow run carry its id (the same object), and ``str`` of a UUID is Python code.
+_last_flow_run: tuple[uuid.UUID | None, str] = (None, "")
+
+
+def _flow_run_text(flow_run_id: uuid.UUID) -> str:
+    global _last_flow_run
+    last, text = _last_flow_run
+    if last is not flow_run_id:
+        text = str(flow_run_id)
+        _last_flow_run = (flow_run_id, text)
+    return text
 
 
 class RecorderLike(Protocol):
@@ -155,7 +169,10 @@ def _default_backend() -> Backend:
 def _state_record(state: State) -> dict[str, Any]:
     """A state as the API's ``StateCreate`` dict, leaving out what the server would fill in the same way."""
     # Plain strings: json.dumps takes a slower path for str subclasses such as the StrEnum itself.
-    out: dict[str, Any] = {"type": state.type.value, "name": state.name, "timestamp": iso_utc(state._ts)}
+    out: dict[str, Any] = {"type": state.type.value, "timestamp": iso_utc(state._ts)}
+    # A state's default name is what the server gives a state without one: not sent (nor escaped, nor validated).
+    if state.name != _DEFAULT_NAMES[state.type]:
+        out["name"] = state.name
     if state.message is not None:
         out["message"] = state.message
     if state.details:
@@ -168,7 +185,7 @@ def _state_record(state: State) -> dict[str, Any]:
 # A trivial task's record and states have only these keys (see ``TaskRunInfo.to_record`` and ``_state_record``).
 _PLAIN_RECORD = frozenset(("id", "task_key", "dynamic_key", "name", "run_count", "state_offset", "states"))
 _PLAIN_WITH_FLOW = _PLAIN_RECORD | {"flow_run_id"}
-_PLAIN_STATE = frozenset(("type", "name", "timestamp"))
+_PLAIN_STATE = frozenset(("type", "timestamp"))
 _quote = json.encoder.encode_basestring_ascii
 
 
@@ -181,9 +198,7 @@ def _record_json(record: dict[str, Any]) -> str:
     if not _PLAIN_RECORD <= keys <= _PLAIN_WITH_FLOW or any(state.keys() != _PLAIN_STATE for state in states):
         return json.dumps(record, separators=(",", ":"), allow_nan=False)
     flow_run = f',"flow_run_id":"{record["flow_run_id"]}"' if "flow_run_id" in record else ""
-    written = ",".join(
-        f'{{"type":"{s["type"]}","name":{_quote(s["name"])},"timestamp":"{s["timestamp"]}"}}' for s in states
-    )
+    written = ",".join(f'{{"type":"{s["type"]}","timestamp":"{s["timestamp"]}"}}' for s in states)
     return (
         f'{{"id":"{record["id"]}","task_key":{_quote(record["task_key"])},"dynamic_key":{_quote(record["dynamic_key"])}'
         f',"name":{_quote(record["name"])},"run_count":{int(record["run_count"])}'
@@ -214,8 +229,9 @@ class Recorder:
         # it ends): wake the sender to drain them every ~100 task runs, before they grow old in the collector's eyes.
         self._wake_at = 5 * min(batch_size, _DRAIN_RUNS)
         self._wake = threading.Event()
-        # Records of the current drain, by run id (several updates of one run become one record).
-        self._pending_runs: dict[uuid.UUID, dict[str, Any]] = {}
+        # Records of the current drain, by run id as an integer (several updates of one run become one record; a
+        # UUID hashes in Python code, its integer in C).
+        self._pending_runs: dict[int, dict[str, Any]] = {}
         # Drained records encoded as JSON fragments (``{...},{...}``) that will make up a batch: (bytes, records),
         # and since when the oldest one waits.
         self._fragments: collections.deque[tuple[bytes, int]] = collections.deque()
@@ -337,9 +353,10 @@ class Recorder:
                 run.recorded += 1
             elif kind is TaskRunInfo:
                 run = item
-                record = runs.get(run.id)
+                key = run.id.int
+                record = runs.get(key)
                 if record is None:
-                    record = runs[run.id] = run.to_record()
+                    record = runs[key] = run.to_record()
                 else:
                     # A later update of the same run: its bookkeeping may have changed (retries, cache key).
                     run.update_record(record)
