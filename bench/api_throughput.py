@@ -40,6 +40,8 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _machine import calibration_ms  # noqa: E402  (bench/ is the script's folder: first on sys.path)
+
 from tests.plugins.postgres import _start_server, free_port, new_postgres_database  # noqa: E402
 
 
@@ -131,19 +133,6 @@ def context_switches(pids: list[int] | Callable[[], list[int]]) -> int:
         except (FileNotFoundError, ProcessLookupError):  # the process or thread has gone
             continue
     return total
-
-
-def calibration_ms() -> float:
-    """Milliseconds for a fixed pure-Python loop (median of 5): how fast the machine is right now."""
-
-    def loop() -> float:
-        start = time.process_time()
-        total = 0
-        for i in range(1_000_000):
-            total += i
-        return time.process_time() - start
-
-    return round(statistics.median(loop() for _ in range(5)) * 1000, 1)
 
 
 def process_tree(pid: int) -> list[int]:

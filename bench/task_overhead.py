@@ -39,6 +39,8 @@ import tempfile
 import time
 from typing import Any
 
+from _machine import calibration_ms  # bench/ is the script's folder: first on sys.path
+
 
 def inc(x: int) -> int:
     return x + 1
@@ -54,20 +56,6 @@ def _import_time(module: str, python: str = sys.executable) -> float | None:
     lines = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
     match = re.match(r"import time:\s+\d+\s+\|\s+(\d+)\s+\|", lines[-1])
     return int(match.group(1)) / 1000 if match else None
-
-
-def _calibration_ms() -> float:
-    """Milliseconds for a fixed pure-Python loop (median of 5): how fast the machine is right now. On this shared
-    VM it varies by up to 60% within minutes, so figures taken at different times compare only next to it."""
-
-    def loop() -> float:
-        start = time.process_time()
-        total = 0
-        for i in range(1_000_000):
-            total += i
-        return time.process_time() - start
-
-    return round(statistics.median(loop() for _ in range(5)) * 1000, 1)
 
 
 def _repetitions(n: int, repeat: int | None, min_tasks: int) -> int:
@@ -275,7 +263,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "load_average": os.getloadavg()[0],
-        "calibration_loop_ms_before": _calibration_ms(),
+        "calibration_loop_ms_before": calibration_ms(),
         # Median of 5 fresh interpreters: one sample on a busy machine says more about the machine than about orch.
         "import_orch_ms": statistics.median(t for t in (_import_time("orch") for _ in range(5)) if t is not None),
         "embedded": _run_child("embedded", args.sizes, base_env, repeat=args.repeat, min_tasks=args.min_tasks),
@@ -287,7 +275,7 @@ def main() -> None:
     if prefect_import is not None:
         report["import_prefect_ms"] = prefect_import
         report["prefect"] = _run_child("prefect", args.sizes, base_env, args.prefect_python)
-    report["calibration_loop_ms_after"] = _calibration_ms()
+    report["calibration_loop_ms_after"] = calibration_ms()
     print(json.dumps(report, indent=2))
 
 
