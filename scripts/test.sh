@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s  [%s]\n' "$*" "$(date +%T)"; }  # the time: where CI's minutes go
 
 # start NAME COMMAND...: run COMMAND in the background, its output to a log; `finish NAME` waits and prints it.
 start() {
