@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from orch._engine.flow_engine import FlowRunEngine, drive, drive_async
+from orch._engine.gc_scope import flow_heap_frozen
 from orch.exceptions import FlowRunAborted
 from orch.states import State, StateType
 
@@ -53,21 +54,23 @@ def run_existing_flow_run(flow: Any, run: Any) -> State:
     if flow.is_async:
         return asyncio.run(_run_async(flow, run))
     engine = AdoptingEngine(flow, run)
-    state = engine.create()
-    if state.type is not StateType.RUNNING:
-        return state
-    try:
-        return drive(engine, state)
-    except FlowRunAborted:
-        return State(StateType.CANCELLED, message="Aborted by the control plane.")
+    with flow_heap_frozen():
+        state = engine.create()
+        if state.type is not StateType.RUNNING:
+            return state
+        try:
+            return drive(engine, state)
+        except FlowRunAborted:
+            return State(StateType.CANCELLED, message="Aborted by the control plane.")
 
 
 async def _run_async(flow: Any, run: Any) -> State:
     engine = AdoptingEngine(flow, run)
-    state = engine.create()
-    if state.type is not StateType.RUNNING:
-        return state
-    try:
-        return await drive_async(engine, state)
-    except FlowRunAborted:
-        return State(StateType.CANCELLED, message="Aborted by the control plane.")
+    with flow_heap_frozen():
+        state = engine.create()
+        if state.type is not StateType.RUNNING:
+            return state
+        try:
+            return await drive_async(engine, state)
+        except FlowRunAborted:
+            return State(StateType.CANCELLED, message="Aborted by the control plane.")

@@ -391,13 +391,7 @@ def drive(engine: FlowRunEngine, state: State) -> State:
     """Take a created (``Running``) run to its final state: body, server-decided retries, hooks, final flush.
 
     Shared by calls of a flow (``run_flow``) and runs adopted from a deployment; raises ``FlowRunAborted`` and
-    ``BaseException``s (after recording ``Crashed``). The heap that existed before is frozen meanwhile
-    (``gc_scope``)."""
-    with flow_heap_frozen():
-        return _drive(engine, state)
-
-
-def _drive(engine: FlowRunEngine, state: State) -> State:
+    ``BaseException``s (after recording ``Crashed``). Callers freeze the heap around it (``gc_scope``)."""
     heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
         while state.type is StateType.RUNNING:
@@ -443,11 +437,6 @@ async def _await_body(engine: FlowRunEngine) -> Any:
 
 async def drive_async(engine: FlowRunEngine, state: State) -> State:
     """``drive`` for an async flow (the body is awaited; waits do not block the event loop)."""
-    with flow_heap_frozen():
-        return await _drive_async(engine, state)
-
-
-async def _drive_async(engine: FlowRunEngine, state: State) -> State:
     heartbeats.register(engine.client, engine.flow_run_id, engine.cancel_event)
     try:
         while state.type is StateType.RUNNING:
@@ -480,7 +469,10 @@ async def _drive_async(engine: FlowRunEngine, state: State) -> State:
 def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
     """Run a sync flow to its final state; return its result (or the state)."""
     engine = FlowRunEngine(flow, _prepare(flow, args, kwargs))
-    final = drive(engine, engine.create())
+    # From the run's creation to its final flush (the client, and so an embedded app, exists by now): full
+    # collections that fall in this window skip the heap that was there before (``gc_scope``).
+    with flow_heap_frozen():
+        final = drive(engine, engine.create())
     return final if return_state else final.result()
 
 
@@ -489,5 +481,6 @@ async def run_flow_async(
 ) -> Any:
     """Run an async flow to its final state; return its result (or the state)."""
     engine = FlowRunEngine(flow, _prepare(flow, args, kwargs))
-    final = await drive_async(engine, engine.create())
+    with flow_heap_frozen():
+        final = await drive_async(engine, engine.create())
     return final if return_state else final.result()
