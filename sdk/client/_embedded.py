@@ -45,12 +45,24 @@ def forget_embedded_apps() -> None:
 
 
 class _LoopThread:
-    """One background event loop that runs in-process ASGI calls for synchronous clients."""
+    """One background event loop that runs in-process ASGI calls for synchronous clients.
+
+    The loop runs one endless root task (``run_until_complete``) rather than ``run_forever``: AnyIO (under
+    Starlette's ``run_in_threadpool``) ties its worker threads to the loop's root task, which it recognises by
+    ``run_until_complete``'s callback; without one, each request's own task counted as the root, and every request
+    that used the thread pool started a new worker thread and stopped it when the request ended (~0.5 ms each)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="orch-embedded-api", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="orch-embedded-api", daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        self.loop.run_until_complete(self._root())
+
+    async def _root(self) -> None:
+        # Never completes: the thread is a daemon and ends with the process.
+        await self.loop.create_future()
 
 
 _loop_thread: _LoopThread | None = None

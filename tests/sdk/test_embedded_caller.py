@@ -102,3 +102,37 @@ def test_the_embedded_client_end_to_end(tmp_path: Path) -> None:
         assert client.request("GET", "/health", params={"probe": "x y"})
     finally:
         client.close()
+
+
+def test_thread_pool_workers_outlive_the_requests(tmp_path: Path) -> None:
+    """The task-run batch runs in the app's thread pool (AnyIO worker threads). AnyIO keeps its workers for the
+    loop's root task; the embedded loop must have one, or every such request starts a worker thread and stops it
+    when the request ends (it did: 500 batches started 500 threads)."""
+    import threading
+
+    from orch._engine.recorder import fast_uuid7
+
+    client = OrchClient(Settings(home=tmp_path))
+    started = 0
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        nonlocal started
+        started += 1
+        real_start(self)
+
+    def batch() -> bytes:
+        record = {"id": str(fast_uuid7()), "task_key": "k", "name": "n", "flow_run_id": None, "states": []}
+        return json.dumps({"task_runs": [record]}).encode()
+
+    try:
+        client.record_task_runs_json(batch())  # the pool's first worker (and the app) start here
+        threading.Thread.start = counting_start  # type: ignore[method-assign]
+        try:
+            answers = [client.record_task_runs_json(batch()) for _ in range(50)]
+        finally:
+            threading.Thread.start = real_start  # type: ignore[method-assign]
+        assert all(answer["accepted"] == 0 for answer in answers)  # recorded (no states to accept)
+        assert started <= 1, f"{started} threads started for 50 requests"
+    finally:
+        client.close()

@@ -53,7 +53,8 @@ def test_frozen_while_the_flow_runs_and_put_back_after() -> None:
 
     f()
     assert seen["flow"] > 10_000  # the SDK, pydantic, the embedded app...
-    assert seen["task"] >= seen["flow"]
+    # still frozen inside the task (the count itself may have dropped: frozen objects freed meanwhile leave it)
+    assert seen["task"] > 10_000
     assert gc.get_freeze_count() == 0
 
 
