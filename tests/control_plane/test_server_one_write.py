@@ -8,6 +8,7 @@ those counts back on another connection; everything else is uvicorn's and the pr
 
 from __future__ import annotations
 
+import gc
 import socket
 import subprocess
 import sys
@@ -303,6 +304,11 @@ def test_the_server_serves_with_this_protocol() -> None:
     from orch.control_plane.settings import get_settings
 
     config = server.uvicorn_config("orch.control_plane.server:worker_app", get_settings(), log_level="warning")
-    config.load()
+    try:
+        config.load()
+    finally:
+        # Loading builds a worker's app, which freezes the heap (``settle_garbage_collector``) as a server process
+        # should; this is the test process, shared with other tests: put it back.
+        gc.unfreeze()
     assert config.http_protocol_class is server.OneWriteHttpProtocol
     assert issubclass(server.OneWriteHttpProtocol, HttpToolsProtocol)

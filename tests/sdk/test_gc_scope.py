@@ -36,7 +36,9 @@ def _cycle() -> weakref.ref[Node]:
 @pytest.fixture(autouse=True)
 def _nothing_frozen() -> None:
     gc.collect()
-    assert gc.get_freeze_count() == 0
+    # Something else in this process froze the heap (a test that built a server's app in-process, say) and did not
+    # put it back: these tests could not tell the flows' freeze from it.
+    assert gc.get_freeze_count() == 0, "the heap is frozen before the test: an earlier test left it so"
 
 
 def test_frozen_while_the_flow_runs_and_put_back_after() -> None:
