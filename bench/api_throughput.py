@@ -16,6 +16,13 @@ calibration loop (ms for 1M additions, before and after): compare figures only b
 
 Also checks correctness: every run ends Completed with exactly 4 states and ``state_version`` 4 (no lost update,
 no deadlock).
+
+``--url http://HOST:PORT/api`` drives a server that is already running instead, the same way: another orch, or
+Prefect 3's (its REST API takes the same calls), for a side-by-side figure. Then only the client's CPU is
+reported, and a run is checked by its final state and its number of states (Prefect's runs have no
+``state_version``; their states are read from ``/flow_run_states/``)::
+
+    python bench/api_throughput.py --url http://127.0.0.1:4299/api --runs 800 --clients 16
 """
 
 from __future__ import annotations
@@ -196,8 +203,14 @@ async def drive(
         bad = 0
         for run_id in created[:: max(1, len(created) // 50)]:
             run = (await http.get(f"/flow_runs/{run_id}")).json()
-            states = (await http.get(f"/flow_runs/{run_id}/states")).json()
-            if run["state_type"] != "COMPLETED" or run["state_version"] != 4 or len(states) != 4:
+            answer = await http.get(f"/flow_runs/{run_id}/states")
+            if answer.status_code == 404:  # Prefect: no state_version, states under /flow_run_states/
+                states = (await http.get("/flow_run_states/", params={"flow_run_id": run_id})).json()
+                version_ok = True
+            else:
+                states = answer.json()
+                version_ok = run["state_version"] == 4
+            if run["state_type"] != "COMPLETED" or not version_ok or len(states) != 4:
                 bad += 1
     latencies.sort()
     return {
@@ -249,6 +262,19 @@ def bench_db(kind: str, runs: int, clients: list[int], workers: int, pg: Any, cl
     return {"database": kind, "server_workers": workers, "results": results}
 
 
+def bench_url(base: str, runs: int, clients: list[int], client: str) -> dict[str, Any]:
+    """The same drive against a server somebody else started (``--url``): its CPU is not attributed here."""
+    answer = httpx.post(f"{base}/flows/", json={"name": "bench"}, timeout=60)
+    if answer.status_code >= 300:
+        raise SystemExit(f"{base}/flows/: {answer.status_code} {answer.text[:200]}")
+    flow_id = answer.json()["id"]
+    out: dict[str, Any] = {"benchmark": "api_throughput", "url": base, "calibration_loop_ms_before": calibration_ms()}
+    asyncio.run(drive(base, flow_id, min(runs, 50), 1, client))  # warm-up
+    out["results"] = [asyncio.run(drive(base, flow_id, runs, c, client)) for c in clients]
+    out["calibration_loop_ms_after"] = calibration_ms()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", action="append", choices=["sqlite", "postgresql"])
@@ -256,7 +282,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, action="append")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes (orch server start --workers)")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="HTTP client of the benchmark")
+    parser.add_argument("--url", help="drive this running server's API instead of starting orch (e.g. Prefect's)")
     args = parser.parse_args()
+    if args.url:
+        print(json.dumps(bench_url(args.url.rstrip("/"), args.runs, args.clients or [16], args.client), indent=2))
+        return
     dbs = args.db or ["sqlite", "postgresql"]
     clients = args.clients or [1, 16]
     pg = _start_server() if "postgresql" in dbs else None
