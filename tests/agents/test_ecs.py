@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import types
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -27,23 +26,6 @@ from orch.exceptions import InfrastructureError
 
 pytestmark = [pytest.mark.unit, pytest.mark.aws]
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orch/api-key-AbCdEf"
-
-
-@pytest.fixture
-def ecs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("ecs", region_name="us-east-1")
-        client.create_cluster(clusterName="orch")
-        yield client
 
 
 def settings(**extra: Any) -> AgentSettings:

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -27,23 +26,6 @@ from orch.agents.sources import Candidate
 from tests.agents.test_ecs import _ec2_task, settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.aws]
-
-
-@pytest.fixture
-def ecs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("ecs", region_name="us-east-1")
-        client.create_cluster(clusterName="orch")
-        yield client
 
 
 @pytest.fixture
