@@ -70,10 +70,13 @@ _HARNESS_ENV = {
 }
 
 
-def aws_environment(endpoint_url: str) -> dict[str, str]:
-    """The environment that makes any boto3 client talk to the emulator at endpoint_url with dummy credentials."""
+def aws_environment(endpoint_url: str | None) -> dict[str, str]:
+    """The environment that makes any boto3 client talk to the emulator at endpoint_url with dummy credentials
+    (moto's conventional ``test``/``test``: not a secret). ``None``: no endpoint, for moto's in-process
+    ``mock_aws``, which catches the calls inside botocore."""
+    endpoint = {"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url is not None else {}
     return {
-        "AWS_ENDPOINT_URL": endpoint_url,
+        **endpoint,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": REGION,
@@ -274,19 +277,32 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Emulator | str], dict[
     """`aws_env(emulator)` points boto3 (and so orch's AWS adapters) at the emulator for this test."""
 
     def point(target: Emulator | str) -> dict[str, str]:
-        endpoint_url = target if isinstance(target, str) else target.endpoint_url
-        for name in list(os.environ):
-            # per-service endpoints (AWS_ENDPOINT_URL_SQS...) would win over AWS_ENDPOINT_URL
-            if name in _AWS_VARS_TO_DROP or name.startswith("AWS_ENDPOINT_URL_"):
-                monkeypatch.delenv(name)
-        env = aws_environment(endpoint_url)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        # boto3's default session caches the credentials and config it resolved first
-        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-        return env
+        return _point_boto3(monkeypatch, target if isinstance(target, str) else target.endpoint_url)
 
     return point
+
+
+@pytest.fixture
+def in_process_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-process ``mock_aws`` for this test, boto3 pointed at it (dummy credentials, no endpoint)."""
+    from moto import mock_aws
+
+    _point_boto3(monkeypatch, None)
+    with mock_aws():
+        yield
+
+
+def _point_boto3(monkeypatch: pytest.MonkeyPatch, endpoint_url: str | None) -> dict[str, str]:
+    for name in list(os.environ):
+        # per-service endpoints (AWS_ENDPOINT_URL_SQS...) would win over AWS_ENDPOINT_URL
+        if name in _AWS_VARS_TO_DROP or name.startswith("AWS_ENDPOINT_URL"):
+            monkeypatch.delenv(name)
+    env = aws_environment(endpoint_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # boto3's default session caches the credentials and config it resolved first
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    return env
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,31 +21,23 @@ GROUP = "orch-test"
 
 
 @pytest.fixture(autouse=True)
-def eventbridge(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto's mock_aws with dummy credentials, and orch configured for the EventBridge backend."""
-    from moto import mock_aws
+def eventbridge(monkeypatch: pytest.MonkeyPatch, in_process_aws: None) -> Iterator[Any]:
+    """moto's mock_aws (``tests/plugins/aws.py``), and orch configured for the EventBridge backend."""
+    import boto3
 
     from orch.control_plane.scheduling.backends import reset_backends
     from orch.control_plane.settings import clear_settings_cache
 
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
         "ORCH_SCHEDULE_BACKEND": "eventbridge",
         "ORCH_SCHEDULER_GROUP_NAME": GROUP,
         "ORCH_SCHEDULER_TARGET_ARN": TARGET,
         "ORCH_SCHEDULER_ROLE_ARN": ROLE,
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     clear_settings_cache()
     reset_backends()
-    with mock_aws():
-        import boto3
-
-        yield boto3.client("scheduler", region_name="us-east-1")
+    yield boto3.client("scheduler", region_name="us-east-1")
     reset_backends()
 
 
