@@ -29,11 +29,12 @@ _froze = False  # whether this module froze (and so will unfreeze) the heap
 
 
 def _enabled() -> bool:
+    from orch.exceptions import ConfigurationError
     from orch.settings import get_settings
 
     try:
         return get_settings().gc_freeze
-    except Exception:  # invalid settings are reported where the run needs them; never fail a flow for this
+    except ConfigurationError:  # invalid settings are reported where the run needs them, not here
         return False
 
 
